@@ -1,0 +1,31 @@
+{{ config(materialized='incremental', unique_key=['subscriberId', 'dst_subnet', 'window_start'], partition_by='DATE(window_start)', cluster_by=['subscriberId', 'dst_subnet']) }}
+-- Scores the feature windows not scored yet with the current model. is_anomaly follows
+-- ML.DETECT_ANOMALIES: normalized distance above the training distances' (1 - contamination)
+-- quantile.
+SELECT
+  subscriberId,
+  dst_subnet,
+  window_start,
+  window_end,
+  is_anomaly,
+  normalized_distance,
+  centroid_id,
+  * EXCEPT (subscriberId, dst_subnet, window_start, window_end, is_anomaly, normalized_distance, centroid_id),
+  {{ model_version("netlog_kmeans") }} AS model_version,
+  CURRENT_TIMESTAMP() AS scored_at
+FROM ML.DETECT_ANOMALIES(
+  MODEL {{ model("netlog_kmeans") }},
+  STRUCT({{ var("contamination") }} AS contamination),
+  (
+    SELECT *
+    FROM {{ ref("netlog_model_inputs") }} AS candidate
+    {% if is_incremental() %}
+    WHERE NOT EXISTS (
+      SELECT 1 FROM {{ this }} AS scored
+      WHERE scored.subscriberId = candidate.subscriberId
+        AND scored.dst_subnet = candidate.dst_subnet
+        AND scored.window_start = candidate.window_start
+    )
+    {% endif %}
+  )
+)

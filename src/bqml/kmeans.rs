@@ -1,0 +1,2055 @@
+//! BigQuery ML k-means trained in process, with the semantics of `BQML_KMEANS.md`.
+//!
+//! This module owns feature preprocessing (NULL imputation, z-scoring, one-hot encoding),
+//! training (RANDOM / KMEANS++ / CUSTOM / warm-start initialization, Lloyd iterations, early
+//! stop), the statistics `ML.DETECT_ANOMALIES` needs after training (cluster sizes, radii, sorted
+//! training normalized distances), and the exact scoring math that the SQL scoring path must
+//! reproduce. It does not parse SQL or options, and it does not store models.
+//!
+//! Local choices, where the BigQuery documentation leaves a detail open (each a `pub const`):
+//! - [`DEFAULT_SEED`]: seed of the initialization when none is given.
+//! - [`EMPTY_CLUSTER_POLICY`]: a cluster left without rows keeps its previous centroid.
+//! - [`STOP_AT_FIXED_POINT`]: training ends once an iteration changes no assignment.
+//! - [`ZERO_RADIUS_FALLBACK`]: how a cluster of radius 0 is scored.
+//! - [`COSINE_ZERO_VECTOR_DISTANCE`]: cosine distance involving a zero vector.
+//! - [`THRESHOLD_RANK_TOLERANCE`]: float slack in the contamination nearest-rank rule.
+//! - [`UNDEFINED_METRIC`]: value of an evaluation metric that has no defined value.
+//! - [`MAX_FEATURE_MATRIX_CELLS`]: cap on the preprocessed matrix, instead of running out of memory.
+//! - [`NULL_CATEGORY_LABEL`]: how the NULL category is spelled in dimension names.
+//!
+//! Further fixed rules: the numeric stddev is the sample stddev (n − 1), 0 when there is a single
+//! non-NULL value or all values are equal; non-finite numeric values (NaN, ±Infinity) are
+//! rejected; a categorical vocabulary is sorted with NULL first, then by byte order; an even-sized
+//! median is the mean of the two middle values; ties between centroids go to the lowest id.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Smallest `num_clusters` BigQuery ML accepts.
+pub const MIN_NUM_CLUSTERS: usize = 2;
+/// Largest `num_clusters` BigQuery ML accepts.
+pub const MAX_NUM_CLUSTERS: usize = 100;
+
+/// Local choice: seed of the RANDOM / KMEANS++ initialization (a ChaCha8 stream) when the caller
+/// gives none. BigQuery's initialization is not reproducible; fixing the seed makes a local
+/// `CREATE MODEL` rerun give the same model, which idempotent pipeline reruns rely on.
+pub const DEFAULT_SEED: u64 = 0x6e65_7473_656e_7469; // "netsenti"
+
+/// What happens to a cluster that receives no rows during a Lloyd iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptyClusterPolicy {
+    /// The centroid stays where it was, so it can win rows back in a later iteration and the
+    /// loss never increases because of the empty cluster.
+    KeepPrevious,
+}
+
+/// Local choice: an empty cluster keeps its previous centroid. BigQuery does not document this;
+/// keeping it is deterministic, never increases the loss and keeps `num_clusters` centroids.
+pub const EMPTY_CLUSTER_POLICY: EmptyClusterPolicy = EmptyClusterPolicy::KeepPrevious;
+
+/// Local choice: training ends after an iteration that changed no row's assignment, even with
+/// `early_stop = FALSE`, because every further iteration would reproduce the same centroids and
+/// loss. `ML.TRAINING_INFO` then has fewer rows than `max_iterations`.
+pub const STOP_AT_FIXED_POINT: bool = true;
+
+/// Local choice: a cluster whose radius is 0 (a single training row, or only duplicates) is
+/// scored as if its radius were the smallest positive radius of the model, and with this value
+/// when every radius is 0. Dividing by 0 (or by a denormal) would give infinite or overflowing
+/// normalized distances, making every nearby point an anomaly and the threshold meaningless.
+pub const ZERO_RADIUS_FALLBACK: f64 = 1.0;
+
+/// Local choice: the cosine distance between a zero vector and a non-zero vector (the angle is
+/// undefined). 1.0 treats them as orthogonal; two zero vectors are at distance 0, like any two
+/// identical points.
+pub const COSINE_ZERO_VECTOR_DISTANCE: f64 = 1.0;
+
+/// Local choice: `(1 − c)·n` within this relative distance of an integer is taken as that
+/// integer before the ceiling, so that binary rounding (e.g. `(1 − 0.29)·100 = 71.00000000000001`)
+/// does not move the contamination threshold up by one rank.
+pub const THRESHOLD_RANK_TOLERANCE: f64 = 1e-9;
+
+/// Local choice: value of an `ML.EVALUATE` metric that is undefined (no rows, or fewer than two
+/// clusters with rows for Davies–Bouldin). NaN so callers store SQL NULL rather than a number.
+pub const UNDEFINED_METRIC: f64 = f64::NAN;
+
+/// Local choice: the largest preprocessed matrix (rows × one-hot dimensions) the module builds,
+/// 8 GiB of `f64`. A high-cardinality STRING feature (an IP column, say) would otherwise abort
+/// the process out of memory instead of failing with an error that names the cause.
+pub const MAX_FEATURE_MATRIX_CELLS: usize = 1 << 30;
+
+/// Local choice: how the NULL category appears in [`Preprocessor::dimension_names`].
+pub const NULL_CATEGORY_LABEL: &str = "<NULL>";
+
+/// Everything that can go wrong training or applying a k-means model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KMeansError {
+    #[error("k-means needs at least one feature column, but the training query selected none")]
+    NoColumns,
+    #[error("k-means needs at least one training row, but the training query returned none")]
+    NoRows,
+    #[error(
+        "column `{column}` has {found} rows but column `{first}` has {expected}; all feature columns must have the same number of rows"
+    )]
+    ColumnLengthMismatch {
+        column: String,
+        first: String,
+        expected: usize,
+        found: usize,
+    },
+    #[error(
+        "column `{column}` appears more than once; feature column names must be unique (case-insensitively)"
+    )]
+    DuplicateColumn { column: String },
+    #[error(
+        "column `{column}` is NULL in every training row, so there is no mean to impute; drop it from the training query or fill it (IFNULL)"
+    )]
+    AllNull { column: String },
+    #[error(
+        "column `{column}` has the non-finite value {value} in row {row}; numeric features must be finite, so filter NaN and ±Infinity in the query"
+    )]
+    NonFinite {
+        column: String,
+        row: usize,
+        value: f64,
+    },
+    #[error(
+        "the model's feature column `{column}` is missing from the input; the input must contain every training column"
+    )]
+    MissingColumn { column: String },
+    #[error("column `{column}` is {found} but the model was trained on it as {expected}")]
+    ColumnTypeMismatch {
+        column: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error(
+        "{rows} rows × {dims} feature dimensions exceed the local limit of {limit} cells; reduce the number of distinct STRING values (one-hot dimensions) or the rows"
+    )]
+    TooLarge {
+        rows: usize,
+        dims: usize,
+        limit: usize,
+    },
+    #[error("invalid {option} = {value}; allowed values: {allowed}")]
+    InvalidOption {
+        option: &'static str,
+        value: String,
+        allowed: String,
+    },
+    #[error(
+        "num_clusters = {num_clusters} exceeds the {rows} training rows; num_clusters must be at most the number of rows"
+    )]
+    MoreClustersThanRows { num_clusters: usize, rows: usize },
+    #[error(
+        "num_clusters = {num_clusters} but the training data has only {distinct} distinct rows (rows at distance 0 from each other count once); {init} initialization needs num_clusters distinct rows, so lower num_clusters"
+    )]
+    NotEnoughDistinctRows {
+        num_clusters: usize,
+        distinct: usize,
+        init: &'static str,
+    },
+    #[error(
+        "kmeans_init_col has {found} values for {rows} training rows; it must have exactly one BOOL per training row"
+    )]
+    CustomInitLength { rows: usize, found: usize },
+    #[error(
+        "kmeans_init_col is TRUE in {flagged} rows but num_clusters is {num_clusters}; the number of TRUE rows must equal num_clusters"
+    )]
+    CustomInitCount { flagged: usize, num_clusters: usize },
+    #[error(
+        "warm start has {found} centroids but num_clusters is {expected}; omit num_clusters or set it to the existing model's number of clusters"
+    )]
+    WarmStartCount { expected: usize, found: usize },
+    #[error(
+        "warm start centroid {centroid} has {found} dimensions but the features have {expected}; warm_start needs the same feature columns and categories as the existing model"
+    )]
+    WarmStartDims {
+        centroid: usize,
+        expected: usize,
+        found: usize,
+    },
+    #[error(
+        "warm start centroid {centroid} has a non-finite value; the existing model is corrupt, retrain it without warm_start"
+    )]
+    WarmStartNonFinite { centroid: usize },
+    #[error(
+        "the feature columns differ from the model's ({detail}); warm_start needs the same feature columns, of the same types, in the same order"
+    )]
+    SchemaMismatch { detail: String },
+}
+
+/// One input column, as the training or scoring query returned it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnData {
+    /// INT64, FLOAT64, NUMERIC.
+    Numeric(Vec<Option<f64>>),
+    /// STRING; BOOL arrives here as `"true"` / `"false"`.
+    Categorical(Vec<Option<String>>),
+}
+
+impl ColumnData {
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnData::Numeric(v) => v.len(),
+            ColumnData::Categorical(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ColumnData::Numeric(_) => NUMERIC_KIND,
+            ColumnData::Categorical(_) => CATEGORICAL_KIND,
+        }
+    }
+}
+
+const NUMERIC_KIND: &str = "numeric (INT64/FLOAT64/NUMERIC)";
+const CATEGORICAL_KIND: &str = "categorical (STRING/BOOL)";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputColumn {
+    pub name: String,
+    pub data: ColumnData,
+}
+
+impl InputColumn {
+    pub fn numeric(name: impl Into<String>, values: Vec<Option<f64>>) -> Self {
+        Self {
+            name: name.into(),
+            data: ColumnData::Numeric(values),
+        }
+    }
+
+    pub fn categorical(name: impl Into<String>, values: Vec<Option<String>>) -> Self {
+        Self {
+            name: name.into(),
+            data: ColumnData::Categorical(values),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InitMethod {
+    Random,
+    KMeansPlusPlus,
+    /// Rows whose `kmeans_init_col` is TRUE, in row order; one flag per training row.
+    Custom {
+        selected_rows: Vec<bool>,
+    },
+}
+
+impl InitMethod {
+    fn sql_name(&self) -> &'static str {
+        match self {
+            InitMethod::Random => "RANDOM",
+            InitMethod::KMeansPlusPlus => "KMEANS++",
+            InitMethod::Custom { .. } => "CUSTOM",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DistanceType {
+    Euclidean,
+    /// `sqrt(max(0, 1 − x·y/(‖x‖‖y‖)))`; centroids are still arithmetic means.
+    Cosine,
+}
+
+impl fmt::Display for DistanceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DistanceType::Euclidean => "EUCLIDEAN",
+            DistanceType::Cosine => "COSINE",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansOptions {
+    /// `None`: max(2, round(log10(rows))), or the warm-start centroid count.
+    pub num_clusters: Option<usize>,
+    pub init: InitMethod,
+    pub distance: DistanceType,
+    pub standardize_features: bool,
+    pub max_iterations: usize,
+    /// Stop after the first iteration whose relative loss improvement `(prev − cur) / prev` is
+    /// below `min_rel_progress`; iteration 0 is measured against the initial centroids' loss.
+    pub early_stop: bool,
+    pub min_rel_progress: f64,
+    /// Centroids in the preprocessed space of the features being trained on; see
+    /// [`KMeansModel::centroids_for`] to carry an existing model's centroids over.
+    pub warm_start_centroids: Option<Vec<Vec<f64>>>,
+    /// Seeds the RANDOM / KMEANS++ choice of initial rows (ChaCha8).
+    pub seed: u64,
+}
+
+impl Default for KMeansOptions {
+    fn default() -> Self {
+        Self {
+            num_clusters: None,
+            init: InitMethod::Random,
+            distance: DistanceType::Euclidean,
+            standardize_features: true,
+            max_iterations: 20,
+            early_stop: true,
+            min_rel_progress: 0.01,
+            warm_start_centroids: None,
+            seed: DEFAULT_SEED,
+        }
+    }
+}
+
+/// The fitted preprocessing of one feature column (also what `ML.FEATURE_INFO` reports).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeaturePrep {
+    Numeric {
+        name: String,
+        /// Over the non-NULL training values; NULLs are imputed with it.
+        mean: f64,
+        /// Sample stddev (n − 1) over the non-NULL values; 0 for a constant column.
+        stddev: f64,
+        min: f64,
+        max: f64,
+        median: f64,
+        null_count: u64,
+    },
+    Categorical {
+        name: String,
+        /// Training vocabulary: NULL (if present) first, then values in byte order.
+        categories: Vec<Option<String>>,
+        null_count: u64,
+    },
+}
+
+impl FeaturePrep {
+    pub fn name(&self) -> &str {
+        match self {
+            FeaturePrep::Numeric { name, .. } | FeaturePrep::Categorical { name, .. } => name,
+        }
+    }
+
+    pub fn dims(&self) -> usize {
+        match self {
+            FeaturePrep::Numeric { .. } => 1,
+            FeaturePrep::Categorical { categories, .. } => categories.len(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            FeaturePrep::Numeric { .. } => NUMERIC_KIND,
+            FeaturePrep::Categorical { .. } => CATEGORICAL_KIND,
+        }
+    }
+}
+
+/// Maps raw columns to the row-major matrix the model works in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preprocessor {
+    pub features: Vec<FeaturePrep>,
+    pub standardize: bool,
+}
+
+impl Preprocessor {
+    /// Fits on the training columns; their order is the feature order.
+    pub fn fit(columns: &[InputColumn], standardize: bool) -> Result<Self, KMeansError> {
+        let rows = common_len(columns.iter())?;
+        if rows == 0 {
+            return Err(KMeansError::NoRows);
+        }
+        let mut seen = HashSet::new();
+        for c in columns {
+            if !seen.insert(c.name.to_ascii_lowercase()) {
+                return Err(KMeansError::DuplicateColumn {
+                    column: c.name.clone(),
+                });
+            }
+        }
+        let features = columns
+            .iter()
+            .map(fit_feature)
+            .collect::<Result<Vec<_>, _>>()?;
+        let pre = Self {
+            features,
+            standardize,
+        };
+        check_matrix_size(rows, pre.dims())?;
+        Ok(pre)
+    }
+
+    pub fn dims(&self) -> usize {
+        self.features.iter().map(FeaturePrep::dims).sum()
+    }
+
+    /// Preprocesses `columns` into a row-major `rows × dims()` matrix. Columns are matched to
+    /// features by name (case-insensitively, as BigQuery does); extra columns are ignored.
+    pub fn transform(&self, columns: &[InputColumn]) -> Result<Vec<f64>, KMeansError> {
+        let matched = self
+            .features
+            .iter()
+            .map(|f| {
+                columns
+                    .iter()
+                    .find(|c| c.name.eq_ignore_ascii_case(f.name()))
+                    .ok_or_else(|| KMeansError::MissingColumn {
+                        column: f.name().to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = common_len(matched.iter().copied())?;
+        let dims = self.dims();
+        check_matrix_size(rows, dims)?;
+        let kernels = self
+            .features
+            .iter()
+            .zip(&matched)
+            .map(|(feature, column)| Kernel::new(feature, column))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = vec![0.0; rows * dims];
+        // Row-outer so the output is written sequentially; the column reads are a few
+        // independent streams, which the prefetcher handles well.
+        for (row, out_row) in out.chunks_exact_mut(dims).enumerate() {
+            let mut offset = 0;
+            for kernel in &kernels {
+                match kernel {
+                    Kernel::Numeric {
+                        name,
+                        values,
+                        mean,
+                        stddev,
+                    } => {
+                        let x = match values[row] {
+                            None => *mean,
+                            Some(x) if x.is_finite() => x,
+                            Some(x) => {
+                                return Err(KMeansError::NonFinite {
+                                    column: name.to_string(),
+                                    row,
+                                    value: x,
+                                });
+                            }
+                        };
+                        out_row[offset] = scale(x, *mean, *stddev, self.standardize);
+                        offset += 1;
+                    }
+                    Kernel::Categorical { values, index } => {
+                        // An unseen value leaves the all-zero one-hot vector, as BigQuery does.
+                        if let Some(&i) = index.get(&values[row].as_deref()) {
+                            out_row[offset + i] = 1.0;
+                        }
+                        offset += index.len();
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One name per dimension: the column name for a numeric feature, `column=value` for each
+    /// category (the NULL category as [`NULL_CATEGORY_LABEL`]).
+    pub fn dimension_names(&self) -> Vec<String> {
+        let mut names = Vec::with_capacity(self.dims());
+        for f in &self.features {
+            match f {
+                FeaturePrep::Numeric { name, .. } => names.push(name.clone()),
+                FeaturePrep::Categorical {
+                    name, categories, ..
+                } => names.extend(
+                    categories
+                        .iter()
+                        .map(|c| format!("{name}={}", c.as_deref().unwrap_or(NULL_CATEGORY_LABEL))),
+                ),
+            }
+        }
+        names
+    }
+}
+
+/// One feature's transform, bound to its input column.
+enum Kernel<'a> {
+    Numeric {
+        name: &'a str,
+        values: &'a [Option<f64>],
+        mean: f64,
+        stddev: f64,
+    },
+    Categorical {
+        values: &'a [Option<String>],
+        index: HashMap<Option<&'a str>, usize>,
+    },
+}
+
+impl<'a> Kernel<'a> {
+    fn new(feature: &'a FeaturePrep, column: &'a InputColumn) -> Result<Self, KMeansError> {
+        match (feature, &column.data) {
+            (
+                FeaturePrep::Numeric {
+                    name, mean, stddev, ..
+                },
+                ColumnData::Numeric(values),
+            ) => Ok(Kernel::Numeric {
+                name,
+                values,
+                mean: *mean,
+                stddev: *stddev,
+            }),
+            (FeaturePrep::Categorical { categories, .. }, ColumnData::Categorical(values)) => {
+                Ok(Kernel::Categorical {
+                    values,
+                    index: categories
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (c.as_deref(), i))
+                        .collect(),
+                })
+            }
+            (feature, data) => Err(KMeansError::ColumnTypeMismatch {
+                column: column.name.clone(),
+                expected: feature.kind(),
+                found: data.kind(),
+            }),
+        }
+    }
+}
+
+fn scale(x: f64, mean: f64, stddev: f64, standardize: bool) -> f64 {
+    if !standardize {
+        x
+    } else if stddev > 0.0 {
+        (x - mean) / stddev
+    } else {
+        0.0
+    }
+}
+
+fn unscale(z: f64, mean: f64, stddev: f64, standardize: bool) -> f64 {
+    if !standardize {
+        z
+    } else if stddev > 0.0 {
+        z * stddev + mean
+    } else {
+        mean
+    }
+}
+
+fn common_len<'a>(
+    mut columns: impl Iterator<Item = &'a InputColumn>,
+) -> Result<usize, KMeansError> {
+    let first = columns.next().ok_or(KMeansError::NoColumns)?;
+    let expected = first.data.len();
+    for c in columns {
+        if c.data.len() != expected {
+            return Err(KMeansError::ColumnLengthMismatch {
+                column: c.name.clone(),
+                first: first.name.clone(),
+                expected,
+                found: c.data.len(),
+            });
+        }
+    }
+    Ok(expected)
+}
+
+fn check_matrix_size(rows: usize, dims: usize) -> Result<(), KMeansError> {
+    match rows.checked_mul(dims) {
+        Some(cells) if cells <= MAX_FEATURE_MATRIX_CELLS => Ok(()),
+        _ => Err(KMeansError::TooLarge {
+            rows,
+            dims,
+            limit: MAX_FEATURE_MATRIX_CELLS,
+        }),
+    }
+}
+
+fn fit_feature(column: &InputColumn) -> Result<FeaturePrep, KMeansError> {
+    let name = column.name.clone();
+    match &column.data {
+        ColumnData::Numeric(values) => {
+            let mut present = Vec::with_capacity(values.len());
+            for (row, v) in values.iter().enumerate() {
+                if let Some(x) = *v {
+                    if !x.is_finite() {
+                        return Err(KMeansError::NonFinite {
+                            column: name,
+                            row,
+                            value: x,
+                        });
+                    }
+                    present.push(x);
+                }
+            }
+            if present.is_empty() {
+                return Err(KMeansError::AllNull { column: name });
+            }
+            let null_count = (values.len() - present.len()) as u64;
+            let count = present.len() as f64;
+            let (min, max) = present
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                    (lo.min(x), hi.max(x))
+                });
+            let (mean, stddev) = if min == max {
+                // A rounded sum/count can miss the constant by an ulp, and the resulting tiny
+                // stddev would blow rounding noise up to ±1 after standardization.
+                (min, 0.0)
+            } else {
+                let mean = present.iter().sum::<f64>() / count;
+                let ss: f64 = present.iter().map(|x| (x - mean) * (x - mean)).sum();
+                let var = if present.len() > 1 {
+                    ss / (count - 1.0)
+                } else {
+                    0.0
+                };
+                (mean, var.sqrt())
+            };
+            let median = median_in_place(&mut present);
+            Ok(FeaturePrep::Numeric {
+                name,
+                mean,
+                stddev,
+                min,
+                max,
+                median,
+                null_count,
+            })
+        }
+        ColumnData::Categorical(values) => {
+            let distinct: HashSet<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+            let mut categories: Vec<Option<String>> = distinct
+                .into_iter()
+                .map(|v| v.map(str::to_string))
+                .collect();
+            categories.sort_unstable();
+            let null_count = values.iter().filter(|v| v.is_none()).count() as u64;
+            Ok(FeaturePrep::Categorical {
+                name,
+                categories,
+                null_count,
+            })
+        }
+    }
+}
+
+/// Median by selection (O(n)) rather than sorting, since it runs once per training column.
+fn median_in_place(values: &mut [f64]) -> f64 {
+    let len = values.len();
+    let mid = len / 2;
+    let (lower, upper_median, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+    let upper_median = *upper_median;
+    if len % 2 == 1 {
+        upper_median
+    } else {
+        let lower_median = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lower_median + upper_median) / 2.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IterationInfo {
+    /// From 0, as `ML.TRAINING_INFO` numbers them.
+    pub iteration: usize,
+    /// Mean squared distance of the rows to their nearest centroid, for the centroids this
+    /// iteration produced (so the last loss is the final model's).
+    pub loss: f64,
+    /// Wall time of the iteration; iteration 0 includes the initialization.
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansModel {
+    pub preprocessor: Preprocessor,
+    pub distance: DistanceType,
+    /// `k × dims`, in the preprocessed space; centroid id = index + 1.
+    pub centroids: Vec<Vec<f64>>,
+    pub cluster_sizes: Vec<u64>,
+    /// RMS distance of each cluster's training rows to its centroid (0 for an empty cluster).
+    pub cluster_radii: Vec<f64>,
+    /// Every training row's normalized distance, ascending.
+    pub training_normalized_distances: Vec<f64>,
+    pub iterations: Vec<IterationInfo>,
+    pub training_rows: u64,
+}
+
+/// Fits the preprocessing on `columns` and trains a model on them.
+pub fn train(columns: &[InputColumn], options: &KMeansOptions) -> Result<KMeansModel, KMeansError> {
+    let preprocessor = Preprocessor::fit(columns, options.standardize_features)?;
+    train_with_preprocessor(preprocessor, columns, options)
+}
+
+/// Trains with an already fitted preprocessing (e.g. one fitted first to map warm-start
+/// centroids into its space); `options.standardize_features` is ignored in favour of it.
+pub fn train_with_preprocessor(
+    preprocessor: Preprocessor,
+    columns: &[InputColumn],
+    options: &KMeansOptions,
+) -> Result<KMeansModel, KMeansError> {
+    validate_options(options)?;
+    let data = preprocessor.transform(columns)?;
+    let dims = preprocessor.dims();
+    let rows = data.len().checked_div(dims).unwrap_or(0);
+    if rows == 0 {
+        return Err(KMeansError::NoRows);
+    }
+    let space = Space::new(&data, dims, options.distance);
+    let started = Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let centroids = initial_centroids(&space, options, &mut rng)?;
+    let k = centroids.len() / dims;
+    let lloyd = lloyd(&space, centroids, k, options, started);
+
+    let cluster_radii: Vec<f64> = lloyd
+        .last_pass
+        .sse
+        .iter()
+        .zip(&lloyd.last_pass.counts)
+        .map(|(&sse, &n)| if n > 0 { (sse / n as f64).sqrt() } else { 0.0 })
+        .collect();
+    let mut model = KMeansModel {
+        preprocessor,
+        distance: options.distance,
+        centroids: lloyd
+            .centroids
+            .chunks_exact(dims)
+            .map(<[f64]>::to_vec)
+            .collect(),
+        cluster_sizes: lloyd.last_pass.counts.clone(),
+        cluster_radii,
+        training_normalized_distances: Vec::new(),
+        iterations: lloyd.iterations,
+        training_rows: rows as u64,
+    };
+    let radii = model.scoring_radii();
+    let centroid_norms: Vec<f64> = lloyd.centroids.chunks_exact(dims).map(norm).collect();
+    let mut nds: Vec<f64> = (0..rows)
+        .map(|i| {
+            let clusters = lloyd
+                .centroids
+                .chunks_exact(dims)
+                .zip(&centroid_norms)
+                .zip(&radii)
+                .map(|((c, &n), &r)| (c, n, r));
+            argmin_normalized(options.distance, space.row(i), space.norm(i), clusters).1
+        })
+        .collect();
+    nds.sort_unstable_by(f64::total_cmp);
+    model.training_normalized_distances = nds;
+    Ok(model)
+}
+
+fn validate_options(options: &KMeansOptions) -> Result<(), KMeansError> {
+    if options.max_iterations == 0 {
+        return Err(KMeansError::InvalidOption {
+            option: "max_iterations",
+            value: "0".into(),
+            allowed: "an integer >= 1".into(),
+        });
+    }
+    if !(options.min_rel_progress.is_finite() && options.min_rel_progress >= 0.0) {
+        return Err(KMeansError::InvalidOption {
+            option: "min_rel_progress",
+            value: options.min_rel_progress.to_string(),
+            allowed: "a finite number >= 0".into(),
+        });
+    }
+    Ok(())
+}
+
+fn validate_num_clusters(k: usize, rows: usize) -> Result<(), KMeansError> {
+    if !(MIN_NUM_CLUSTERS..=MAX_NUM_CLUSTERS).contains(&k) {
+        return Err(KMeansError::InvalidOption {
+            option: "num_clusters",
+            value: k.to_string(),
+            allowed: format!("an integer from {MIN_NUM_CLUSTERS} to {MAX_NUM_CLUSTERS}"),
+        });
+    }
+    if k > rows {
+        return Err(KMeansError::MoreClustersThanRows {
+            num_clusters: k,
+            rows,
+        });
+    }
+    Ok(())
+}
+
+/// BigQuery's documented default is log10(n); rounding and the floor of 2 are the local reading.
+pub fn default_num_clusters(rows: usize) -> usize {
+    let k = (rows.max(1) as f64).log10().round() as usize;
+    k.max(MIN_NUM_CLUSTERS)
+}
+
+/// The training matrix plus what the distance needs precomputed (row norms for cosine).
+struct Space<'a> {
+    data: &'a [f64],
+    dims: usize,
+    distance: DistanceType,
+    norms: Vec<f64>,
+}
+
+impl<'a> Space<'a> {
+    fn new(data: &'a [f64], dims: usize, distance: DistanceType) -> Self {
+        let norms = match distance {
+            DistanceType::Euclidean => Vec::new(),
+            DistanceType::Cosine => data.chunks_exact(dims).map(norm).collect(),
+        };
+        Self {
+            data,
+            dims,
+            distance,
+            norms,
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.data.len() / self.dims
+    }
+
+    fn row(&self, i: usize) -> &'a [f64] {
+        &self.data[i * self.dims..(i + 1) * self.dims]
+    }
+
+    /// Norms are only needed (and only computed) for cosine.
+    fn norm(&self, i: usize) -> f64 {
+        self.norms.get(i).copied().unwrap_or(0.0)
+    }
+
+    fn sq_dist(&self, a: &[f64], na: f64, b: &[f64], nb: f64) -> f64 {
+        sq_distance(self.distance, a, na, b, nb)
+    }
+}
+
+/// Squared distance; for cosine, `na`/`nb` are the vectors' norms (ignored for Euclidean).
+#[inline]
+fn sq_distance(distance: DistanceType, a: &[f64], na: f64, b: &[f64], nb: f64) -> f64 {
+    match distance {
+        DistanceType::Euclidean => sq_euclidean(a, b),
+        DistanceType::Cosine => {
+            if na == 0.0 || nb == 0.0 {
+                if na == nb {
+                    0.0
+                } else {
+                    COSINE_ZERO_VECTOR_DISTANCE * COSINE_ZERO_VECTOR_DISTANCE
+                }
+            } else {
+                (1.0 - dot(a, b) / (na * nb)).max(0.0)
+            }
+        }
+    }
+}
+
+// Four independent accumulators let the compiler vectorize; a single running sum is a serial
+// dependency chain that made the Lloyd pass several times slower.
+#[inline]
+fn sq_euclidean(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..4 {
+            let t = x[j] - y[j];
+            acc[j] += t * t;
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ra.iter().zip(rb) {
+        let t = x - y;
+        tail += t * t;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..4 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ra.iter().zip(rb) {
+        tail += x * y;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// The `ML.DETECT_ANOMALIES` rule shared by training and scoring: the 0-based cluster
+/// minimizing distance / radius, and that value. `clusters` yields (centroid, its norm, radius).
+fn argmin_normalized<'c>(
+    distance: DistanceType,
+    row: &[f64],
+    row_norm: f64,
+    clusters: impl Iterator<Item = (&'c [f64], f64, f64)>,
+) -> (usize, f64) {
+    let mut best = (0, f64::INFINITY);
+    for (c, (centroid, centroid_norm, radius)) in clusters.enumerate() {
+        let d = sq_distance(distance, row, row_norm, centroid, centroid_norm).sqrt() / radius;
+        if d < best.1 {
+            best = (c, d);
+        }
+    }
+    best
+}
+
+fn norm(a: &[f64]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+fn initial_centroids(
+    space: &Space<'_>,
+    options: &KMeansOptions,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<f64>, KMeansError> {
+    let rows = space.rows();
+    let dims = space.dims;
+    if let Some(warm) = &options.warm_start_centroids {
+        if let Some(k) = options.num_clusters
+            && k != warm.len()
+        {
+            return Err(KMeansError::WarmStartCount {
+                expected: k,
+                found: warm.len(),
+            });
+        }
+        validate_num_clusters(warm.len(), rows)?;
+        let mut flat = Vec::with_capacity(warm.len() * dims);
+        for (i, c) in warm.iter().enumerate() {
+            if c.len() != dims {
+                return Err(KMeansError::WarmStartDims {
+                    centroid: i + 1,
+                    expected: dims,
+                    found: c.len(),
+                });
+            }
+            if c.iter().any(|x| !x.is_finite()) {
+                return Err(KMeansError::WarmStartNonFinite { centroid: i + 1 });
+            }
+            flat.extend_from_slice(c);
+        }
+        return Ok(flat);
+    }
+    let k = options
+        .num_clusters
+        .unwrap_or_else(|| default_num_clusters(rows));
+    validate_num_clusters(k, rows)?;
+    let chosen = match &options.init {
+        InitMethod::Custom { selected_rows } => {
+            if selected_rows.len() != rows {
+                return Err(KMeansError::CustomInitLength {
+                    rows,
+                    found: selected_rows.len(),
+                });
+            }
+            let chosen: Vec<usize> = (0..rows).filter(|&i| selected_rows[i]).collect();
+            if chosen.len() != k {
+                return Err(KMeansError::CustomInitCount {
+                    flagged: chosen.len(),
+                    num_clusters: k,
+                });
+            }
+            chosen
+        }
+        InitMethod::Random => random_distinct_rows(space, k, rng)?,
+        InitMethod::KMeansPlusPlus => kmeans_plus_plus(space, k, rng)?,
+    };
+    let mut flat = Vec::with_capacity(k * dims);
+    for i in chosen {
+        flat.extend_from_slice(space.row(i));
+    }
+    Ok(flat)
+}
+
+/// k distinct rows: a lazy Fisher–Yates shuffle, skipping rows equal to one already chosen.
+fn random_distinct_rows(
+    space: &Space<'_>,
+    k: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<usize>, KMeansError> {
+    let rows = space.rows();
+    let mut order: Vec<usize> = (0..rows).collect();
+    let mut chosen: Vec<usize> = Vec::with_capacity(k);
+    for i in 0..rows {
+        let j = rng.random_range(i..rows);
+        order.swap(i, j);
+        let candidate = space.row(order[i]);
+        if chosen.iter().all(|&c| space.row(c) != candidate) {
+            chosen.push(order[i]);
+            if chosen.len() == k {
+                return Ok(chosen);
+            }
+        }
+    }
+    Err(KMeansError::NotEnoughDistinctRows {
+        num_clusters: k,
+        distinct: chosen.len(),
+        init: InitMethod::Random.sql_name(),
+    })
+}
+
+/// Standard D² sampling (Arthur & Vassilvitskii), without scikit-learn's greedy extra trials.
+fn kmeans_plus_plus(
+    space: &Space<'_>,
+    k: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<usize>, KMeansError> {
+    let rows = space.rows();
+    let first = rng.random_range(0..rows);
+    let mut chosen = vec![first];
+    let (c0, n0) = (space.row(first), space.norm(first));
+    let mut weights: Vec<f64> = (0..rows)
+        .map(|i| space.sq_dist(space.row(i), space.norm(i), c0, n0))
+        .collect();
+    while chosen.len() < k {
+        let total: f64 = weights.iter().sum();
+        // Every row is at distance 0 from a chosen centre: no further distinct row exists.
+        if total.is_nan() || total <= 0.0 {
+            return Err(KMeansError::NotEnoughDistinctRows {
+                num_clusters: k,
+                distinct: chosen.len(),
+                init: InitMethod::KMeansPlusPlus.sql_name(),
+            });
+        }
+        let target = rng.random::<f64>() * total;
+        let mut acc = 0.0;
+        let mut pick = None;
+        let mut last_positive = 0;
+        for (i, &w) in weights.iter().enumerate() {
+            if w > 0.0 {
+                acc += w;
+                last_positive = i;
+                if acc > target {
+                    pick = Some(i);
+                    break;
+                }
+            }
+        }
+        // Rounding can leave the running sum just short of `target`; the last row with weight
+        // is then the one the sample fell into.
+        let pick = pick.unwrap_or(last_positive);
+        chosen.push(pick);
+        let (c, nc) = (space.row(pick), space.norm(pick));
+        for (i, w) in weights.iter_mut().enumerate() {
+            let d = space.sq_dist(space.row(i), space.norm(i), c, nc);
+            if d < *w {
+                *w = d;
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// Buffers of one assignment pass, reused across iterations so the loop does not allocate.
+struct Pass {
+    assignments: Vec<u32>,
+    counts: Vec<u64>,
+    sums: Vec<f64>,
+    sse: Vec<f64>,
+    centroid_norms: Vec<f64>,
+    total_sse: f64,
+    changed: bool,
+}
+
+impl Pass {
+    fn new(rows: usize, k: usize, dims: usize) -> Self {
+        Self {
+            assignments: vec![u32::MAX; rows],
+            counts: vec![0; k],
+            sums: vec![0.0; k * dims],
+            sse: vec![0.0; k],
+            centroid_norms: vec![0.0; k],
+            total_sse: 0.0,
+            changed: false,
+        }
+    }
+
+    /// Assigns every row to its nearest centroid and accumulates what the next update and the
+    /// loss need.
+    fn run(&mut self, space: &Space<'_>, centroids: &[f64]) {
+        let dims = space.dims;
+        self.counts.fill(0);
+        self.sums.fill(0.0);
+        self.sse.fill(0.0);
+        self.changed = false;
+        if space.distance == DistanceType::Cosine {
+            for (n, c) in self
+                .centroid_norms
+                .iter_mut()
+                .zip(centroids.chunks_exact(dims))
+            {
+                *n = norm(c);
+            }
+        }
+        for (i, row) in space.data.chunks_exact(dims).enumerate() {
+            let row_norm = space.norm(i);
+            let mut best = 0;
+            let mut best_sq = f64::INFINITY;
+            for (c, centroid) in centroids.chunks_exact(dims).enumerate() {
+                let sq = sq_distance(
+                    space.distance,
+                    row,
+                    row_norm,
+                    centroid,
+                    self.centroid_norms[c],
+                );
+                if sq < best_sq {
+                    best_sq = sq;
+                    best = c;
+                }
+            }
+            if self.assignments[i] != best as u32 {
+                self.assignments[i] = best as u32;
+                self.changed = true;
+            }
+            self.counts[best] += 1;
+            self.sse[best] += best_sq;
+            for (s, x) in self.sums[best * dims..(best + 1) * dims]
+                .iter_mut()
+                .zip(row)
+            {
+                *s += x;
+            }
+        }
+        self.total_sse = self.sse.iter().sum();
+    }
+}
+
+struct LloydResult {
+    centroids: Vec<f64>,
+    last_pass: Pass,
+    iterations: Vec<IterationInfo>,
+}
+
+fn lloyd(
+    space: &Space<'_>,
+    mut centroids: Vec<f64>,
+    k: usize,
+    options: &KMeansOptions,
+    mut started: Instant,
+) -> LloydResult {
+    let rows = space.rows() as f64;
+    let dims = space.dims;
+    let mut pass = Pass::new(space.rows(), k, dims);
+    pass.run(space, &centroids);
+    let mut prev_loss = pass.total_sse / rows;
+    let mut iterations = Vec::new();
+    for iteration in 0..options.max_iterations {
+        for (c, centroid) in centroids.chunks_exact_mut(dims).enumerate() {
+            let count = pass.counts[c];
+            if count == 0 {
+                match EMPTY_CLUSTER_POLICY {
+                    EmptyClusterPolicy::KeepPrevious => continue,
+                }
+            }
+            let inv = 1.0 / count as f64;
+            for (x, s) in centroid
+                .iter_mut()
+                .zip(&pass.sums[c * dims..(c + 1) * dims])
+            {
+                *x = s * inv;
+            }
+        }
+        pass.run(space, &centroids);
+        let loss = pass.total_sse / rows;
+        let now = Instant::now();
+        iterations.push(IterationInfo {
+            iteration,
+            loss,
+            duration_ms: u64::try_from(now.duration_since(started).as_millis()).unwrap_or(u64::MAX),
+        });
+        started = now;
+        if options.early_stop && stalled(prev_loss, loss, options.min_rel_progress) {
+            break;
+        }
+        if STOP_AT_FIXED_POINT && !pass.changed {
+            break;
+        }
+        prev_loss = loss;
+    }
+    LloydResult {
+        centroids,
+        last_pass: pass,
+        iterations,
+    }
+}
+
+/// Relative improvement below the minimum; a zero loss cannot improve, so it stops too.
+fn stalled(prev: f64, cur: f64, min_rel_progress: f64) -> bool {
+    if prev <= 0.0 || cur <= 0.0 {
+        return true;
+    }
+    (prev - cur) / prev < min_rel_progress
+}
+
+/// 1-based nearest rank of the contamination threshold among `n` sorted training distances:
+/// ceil((1 − c)·n), clamped to 1..=n. Errors unless c ∈ [0, 0.5].
+pub fn threshold_rank(n: usize, contamination: f64) -> Result<usize, KMeansError> {
+    if !(0.0..=0.5).contains(&contamination) {
+        return Err(KMeansError::InvalidOption {
+            option: "contamination",
+            value: contamination.to_string(),
+            allowed: "a number from 0 to 0.5".into(),
+        });
+    }
+    if n == 0 {
+        return Err(KMeansError::NoRows);
+    }
+    let x = (1.0 - contamination) * n as f64;
+    let nearest = x.round();
+    let rank = if (x - nearest).abs() <= THRESHOLD_RANK_TOLERANCE * x.max(1.0) {
+        nearest
+    } else {
+        x.ceil()
+    };
+    Ok((rank as usize).clamp(1, n))
+}
+
+impl KMeansModel {
+    pub fn num_clusters(&self) -> usize {
+        self.centroids.len()
+    }
+
+    pub fn dims(&self) -> usize {
+        self.preprocessor.dims()
+    }
+
+    /// The radii scoring divides by: the training radii with [`ZERO_RADIUS_FALLBACK`] applied.
+    /// The SQL scoring path must use these, not `cluster_radii`.
+    pub fn scoring_radii(&self) -> Vec<f64> {
+        let substitute = self.zero_radius_substitute();
+        self.cluster_radii
+            .iter()
+            .map(|&r| if r > 0.0 { r } else { substitute })
+            .collect()
+    }
+
+    fn zero_radius_substitute(&self) -> f64 {
+        let smallest = self
+            .cluster_radii
+            .iter()
+            .copied()
+            .filter(|&r| r > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        if smallest.is_finite() {
+            smallest
+        } else {
+            ZERO_RADIUS_FALLBACK
+        }
+    }
+
+    /// The `ML.DETECT_ANOMALIES` threshold: the nearest-rank ceil((1 − c)·n) training
+    /// normalized distance; c = 0 gives the maximum. c must lie in [0, 0.5].
+    pub fn anomaly_threshold(&self, contamination: f64) -> Result<f64, KMeansError> {
+        let rank = threshold_rank(self.training_normalized_distances.len(), contamination)?;
+        Ok(self.training_normalized_distances[rank - 1])
+    }
+
+    /// `ML.DETECT_ANOMALIES` scoring of a preprocessed row: (centroid id, normalized distance),
+    /// argmin over clusters of distance / radius.
+    pub fn nearest(&self, row: &[f64]) -> (usize, f64) {
+        debug_assert_eq!(row.len(), self.dims());
+        let substitute = self.zero_radius_substitute();
+        let clusters = self
+            .centroids
+            .iter()
+            .zip(&self.cluster_radii)
+            .map(|(c, &r)| (c.as_slice(), norm(c), if r > 0.0 { r } else { substitute }));
+        let (c, d) = argmin_normalized(self.distance, row, norm(row), clusters);
+        (c + 1, d)
+    }
+
+    /// `ML.PREDICT` of a preprocessed row: (centroid id, plain distance) of the nearest centroid.
+    pub fn predict(&self, row: &[f64]) -> (usize, f64) {
+        let (c, sq) = self.nearest_plain_sq(row);
+        (c + 1, sq.sqrt())
+    }
+
+    /// `ML.PREDICT`'s `nearest_centroids_distance`: up to `limit` (centroid id, distance) pairs,
+    /// ascending by distance, ties by id.
+    pub fn nearest_centroids(&self, row: &[f64], limit: usize) -> Vec<(usize, f64)> {
+        let mut all: Vec<(usize, f64)> = self
+            .centroids
+            .iter()
+            .enumerate()
+            .map(|(c, centroid)| (c + 1, self.distance(row, centroid)))
+            .collect();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        all.truncate(limit);
+        all
+    }
+
+    /// The model's distance between two preprocessed vectors.
+    pub fn distance(&self, a: &[f64], b: &[f64]) -> f64 {
+        sq_distance(self.distance, a, norm(a), b, norm(b)).sqrt()
+    }
+
+    fn nearest_plain_sq(&self, row: &[f64]) -> (usize, f64) {
+        debug_assert_eq!(row.len(), self.dims());
+        let row_norm = norm(row);
+        let mut best = (0, f64::INFINITY);
+        for (c, centroid) in self.centroids.iter().enumerate() {
+            let sq = sq_distance(self.distance, row, row_norm, centroid, norm(centroid));
+            if sq < best.1 {
+                best = (c, sq);
+            }
+        }
+        best
+    }
+
+    /// `ML.EVALUATE`'s Davies–Bouldin index over preprocessed rows (row-major), each row in the
+    /// cluster of its nearest centroid. Clusters with no rows are left out, as scikit-learn
+    /// does; two coincident centroids contribute 0 (scikit-learn's convention). Fewer than two
+    /// clusters with rows: [`UNDEFINED_METRIC`].
+    pub fn davies_bouldin_index(&self, rows: &[f64]) -> f64 {
+        let dims = self.dims();
+        let k = self.num_clusters();
+        if dims == 0 {
+            return UNDEFINED_METRIC;
+        }
+        let mut sum_dist = vec![0.0; k];
+        let mut counts = vec![0u64; k];
+        for row in rows.chunks_exact(dims) {
+            let (c, sq) = self.nearest_plain_sq(row);
+            sum_dist[c] += sq.sqrt();
+            counts[c] += 1;
+        }
+        let present: Vec<usize> = (0..k).filter(|&c| counts[c] > 0).collect();
+        if present.len() < 2 {
+            return UNDEFINED_METRIC;
+        }
+        let scatter: Vec<f64> = (0..k)
+            .map(|c| {
+                if counts[c] > 0 {
+                    sum_dist[c] / counts[c] as f64
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let total: f64 = present
+            .iter()
+            .map(|&i| {
+                present
+                    .iter()
+                    .filter(|&&j| j != i)
+                    .map(|&j| {
+                        let d = self.distance(&self.centroids[i], &self.centroids[j]);
+                        if d > 0.0 {
+                            (scatter[i] + scatter[j]) / d
+                        } else {
+                            0.0
+                        }
+                    })
+                    .fold(0.0, f64::max)
+            })
+            .sum();
+        total / present.len() as f64
+    }
+
+    /// `ML.EVALUATE`'s mean squared distance of preprocessed rows (row-major) to their nearest
+    /// centroid; [`UNDEFINED_METRIC`] for no rows.
+    pub fn mean_squared_distance(&self, rows: &[f64]) -> f64 {
+        let dims = self.dims();
+        if dims == 0 || rows.len() < dims {
+            return UNDEFINED_METRIC;
+        }
+        let (sum, n) = rows.chunks_exact(dims).fold((0.0, 0u64), |(s, n), row| {
+            (s + self.nearest_plain_sq(row).1, n + 1)
+        });
+        sum / n as f64
+    }
+
+    /// This model's centroids expressed in `target`'s preprocessed space, for warm-starting a
+    /// retrain whose preprocessing was refitted on new data: numeric values go back to original
+    /// units with this model's statistics and forward with `target`'s; category weights follow
+    /// their category (0 for a category this model never saw, dropped for one `target` lacks).
+    pub fn centroids_for(&self, target: &Preprocessor) -> Result<Vec<Vec<f64>>, KMeansError> {
+        let ours = &self.preprocessor.features;
+        if ours.len() != target.features.len() {
+            return Err(KMeansError::SchemaMismatch {
+                detail: format!(
+                    "the model has {} feature columns, the new data {}",
+                    ours.len(),
+                    target.features.len()
+                ),
+            });
+        }
+        for (a, b) in ours.iter().zip(&target.features) {
+            if !a.name().eq_ignore_ascii_case(b.name()) || a.kind() != b.kind() {
+                return Err(KMeansError::SchemaMismatch {
+                    detail: format!(
+                        "model column `{}` is {}, new column `{}` is {}",
+                        a.name(),
+                        a.kind(),
+                        b.name(),
+                        b.kind()
+                    ),
+                });
+            }
+        }
+        let own_dims = self.dims();
+        if let Some((i, c)) = self
+            .centroids
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.len() != own_dims)
+        {
+            return Err(KMeansError::SchemaMismatch {
+                detail: format!(
+                    "the model's centroid {} has {} dimensions but its features have {own_dims}",
+                    i + 1,
+                    c.len()
+                ),
+            });
+        }
+        let dims = target.dims();
+        let mut out = Vec::with_capacity(self.centroids.len());
+        for centroid in &self.centroids {
+            let mut mapped = vec![0.0; dims];
+            let (mut from, mut to) = (0, 0);
+            for (a, b) in ours.iter().zip(&target.features) {
+                match (a, b) {
+                    (
+                        FeaturePrep::Numeric {
+                            mean: m0,
+                            stddev: s0,
+                            ..
+                        },
+                        FeaturePrep::Numeric {
+                            mean: m1,
+                            stddev: s1,
+                            ..
+                        },
+                    ) => {
+                        let raw = unscale(centroid[from], *m0, *s0, self.preprocessor.standardize);
+                        mapped[to] = scale(raw, *m1, *s1, target.standardize);
+                    }
+                    (
+                        FeaturePrep::Categorical { categories: c0, .. },
+                        FeaturePrep::Categorical { categories: c1, .. },
+                    ) => {
+                        let position: HashMap<&Option<String>, usize> =
+                            c1.iter().enumerate().map(|(j, c)| (c, j)).collect();
+                        for (i, cat) in c0.iter().enumerate() {
+                            if let Some(&j) = position.get(cat) {
+                                mapped[to + j] = centroid[from + i];
+                            }
+                        }
+                    }
+                    // Kinds were checked equal above.
+                    _ => {}
+                }
+                from += a.dims();
+                to += b.dims();
+            }
+            out.push(mapped);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+    }
+
+    fn assert_close(a: f64, b: f64) {
+        assert!(close(a, b, 1e-12), "{a} != {b}");
+    }
+
+    fn num(name: &str, v: &[f64]) -> InputColumn {
+        InputColumn::numeric(name, v.iter().map(|&x| Some(x)).collect())
+    }
+
+    fn cat(name: &str, v: &[Option<&str>]) -> InputColumn {
+        InputColumn::categorical(name, v.iter().map(|x| x.map(str::to_string)).collect())
+    }
+
+    fn plain(init: InitMethod) -> KMeansOptions {
+        KMeansOptions {
+            init,
+            standardize_features: false,
+            num_clusters: Some(2),
+            ..KMeansOptions::default()
+        }
+    }
+
+    /// Two 2-D squares of 4 points: means (1, 1) and (11, 11).
+    fn two_squares() -> Vec<InputColumn> {
+        vec![
+            num("x", &[0.0, 0.0, 2.0, 2.0, 10.0, 10.0, 12.0, 12.0]),
+            num("y", &[0.0, 2.0, 0.0, 2.0, 10.0, 12.0, 10.0, 12.0]),
+        ]
+    }
+
+    fn custom(flags: &[usize], rows: usize) -> InitMethod {
+        InitMethod::Custom {
+            selected_rows: (0..rows).map(|i| flags.contains(&i)).collect(),
+        }
+    }
+
+    /// Deterministic pseudo-random blobs, row-major, without pulling in a distribution crate.
+    fn blobs(rows: usize, dims: usize, centers: usize, seed: u64) -> Vec<InputColumn> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut cols = vec![Vec::with_capacity(rows); dims];
+        for _ in 0..rows {
+            let c = rng.random_range(0..centers) as f64;
+            for (d, col) in cols.iter_mut().enumerate() {
+                let noise: f64 = rng.random::<f64>() + rng.random::<f64>() - 1.0;
+                col.push(Some(c * 5.0 * ((d % 3) as f64 - 1.0) + noise));
+            }
+        }
+        cols.into_iter()
+            .enumerate()
+            .map(|(d, v)| InputColumn::numeric(format!("f{d}"), v))
+            .collect()
+    }
+
+    fn model_with_distances(distances: Vec<f64>) -> KMeansModel {
+        KMeansModel {
+            preprocessor: Preprocessor {
+                features: vec![],
+                standardize: true,
+            },
+            distance: DistanceType::Euclidean,
+            centroids: vec![],
+            cluster_sizes: vec![],
+            cluster_radii: vec![],
+            training_rows: distances.len() as u64,
+            training_normalized_distances: distances,
+            iterations: vec![],
+        }
+    }
+
+    #[test]
+    fn standard_scaler_vector_matches_bigquery_documentation() {
+        let pre = Preprocessor::fit(&[num("f", &[1.0, 2.0, 3.0, 4.0, 5.0])], true).unwrap();
+        let z = pre
+            .transform(&[num("f", &[1.0, 2.0, 3.0, 4.0, 5.0])])
+            .unwrap();
+        let expected = [
+            -1.2649110640673518,
+            -0.6324555320336759,
+            0.0,
+            0.6324555320336759,
+            1.2649110640673518,
+        ];
+        for (a, b) in z.iter().zip(expected) {
+            assert!((a - b).abs() <= 1e-15, "{a} != {b}");
+        }
+        match &pre.features[0] {
+            FeaturePrep::Numeric {
+                mean,
+                stddev,
+                min,
+                max,
+                median,
+                null_count,
+                ..
+            } => {
+                assert_eq!(
+                    (*mean, *min, *max, *median, *null_count),
+                    (3.0, 1.0, 5.0, 3.0, 0)
+                );
+                assert_close(*stddev, 2.5f64.sqrt());
+            }
+            other => panic!("expected numeric, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn null_is_imputed_with_the_training_mean_and_standardizes_to_zero() {
+        let col = InputColumn::numeric("f", vec![Some(1.0), None, Some(4.0), Some(10.0)]);
+        let pre = Preprocessor::fit(std::slice::from_ref(&col), true).unwrap();
+        let z = pre.transform(&[col]).unwrap();
+        assert_eq!(z[1], 0.0);
+        let raw = Preprocessor::fit(
+            &[InputColumn::numeric(
+                "f",
+                vec![Some(1.0), None, Some(4.0), Some(10.0)],
+            )],
+            false,
+        )
+        .unwrap();
+        let x = raw
+            .transform(&[InputColumn::numeric("f", vec![None])])
+            .unwrap();
+        assert_eq!(x, vec![5.0]);
+        assert!(matches!(
+            &raw.features[0],
+            FeaturePrep::Numeric { null_count: 1, median, .. } if *median == 4.0
+        ));
+    }
+
+    #[test]
+    fn constant_column_maps_to_zero() {
+        let col = num("c", &[0.1, 0.1, 0.1]);
+        let pre = Preprocessor::fit(std::slice::from_ref(&col), true).unwrap();
+        assert_eq!(pre.transform(&[col]).unwrap(), vec![0.0; 3]);
+    }
+
+    #[test]
+    fn one_hot_has_null_category_and_unseen_values_map_to_zeros() {
+        let train = cat("proto", &[Some("udp"), None, Some("tcp"), Some("udp")]);
+        let pre = Preprocessor::fit(&[train], true).unwrap();
+        assert_eq!(
+            pre.dimension_names(),
+            vec!["proto=<NULL>", "proto=tcp", "proto=udp"]
+        );
+        let x = pre
+            .transform(&[cat(
+                "PROTO",
+                &[Some("tcp"), None, Some("icmp"), Some("udp")],
+            )])
+            .unwrap();
+        #[rustfmt::skip]
+        assert_eq!(x, vec![
+            0.0, 1.0, 0.0,
+            1.0, 0.0, 0.0,
+            0.0, 0.0, 0.0,
+            0.0, 0.0, 1.0,
+        ]);
+    }
+
+    #[test]
+    fn features_keep_query_column_order_and_one_hot_is_not_standardized() {
+        let pre = Preprocessor::fit(
+            &[
+                cat("flag", &[Some("true"), Some("false")]),
+                num("bytes", &[1.0, 3.0]),
+            ],
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            pre.dimension_names(),
+            vec!["flag=false", "flag=true", "bytes"]
+        );
+        let x = pre
+            .transform(&[
+                num("bytes", &[1.0, 3.0]),
+                cat("flag", &[Some("true"), Some("false")]),
+            ])
+            .unwrap();
+        let z = 1.0 / 2.0f64.sqrt();
+        assert_eq!(x.len(), 6);
+        assert_eq!(&x[..2], &[0.0, 1.0]);
+        assert_close(x[2], -z);
+        assert_eq!(&x[3..5], &[1.0, 0.0]);
+        assert_close(x[5], z);
+    }
+
+    #[test]
+    fn custom_init_converges_to_the_known_means() {
+        let model = train(&two_squares(), &plain(custom(&[0, 4], 8))).unwrap();
+        assert_eq!(model.centroids, vec![vec![1.0, 1.0], vec![11.0, 11.0]]);
+        assert_eq!(model.cluster_sizes, vec![4, 4]);
+        for r in &model.cluster_radii {
+            assert_close(*r, 2.0f64.sqrt());
+        }
+        assert_eq!(model.training_rows, 8);
+        // Every point is at distance √2 from its centre, i.e. at normalized distance 1.
+        for d in &model.training_normalized_distances {
+            assert_close(*d, 1.0);
+        }
+        let last = model.iterations.last().unwrap();
+        assert_close(last.loss, 2.0);
+        let data = model.preprocessor.transform(&two_squares()).unwrap();
+        assert_close(model.mean_squared_distance(&data), last.loss);
+        // s_i = √2, d(μ1, μ2) = 10√2, so DB = 2√2 / 10√2.
+        assert_close(model.davies_bouldin_index(&data), 0.2);
+        assert_eq!(model.nearest(&[11.0, 11.0]), (2, 0.0));
+        let (id, nd) = model.nearest(&[1.0, 4.0]);
+        assert_eq!(id, 1);
+        assert_close(nd, 3.0 / 2.0f64.sqrt());
+        assert_eq!(model.predict(&[10.0, 10.0]).0, 2);
+    }
+
+    #[test]
+    fn lloyd_losses_follow_the_hand_computation() {
+        // 1-D points 0, 1, 2, 10, 11, 12 starting from 0 and 1: the centroids go to (0, 7.2),
+        // then (1, 11), which is a fixed point.
+        let cols = [num("x", &[0.0, 1.0, 2.0, 10.0, 11.0, 12.0])];
+        let model = train(&cols, &plain(custom(&[0, 1], 6))).unwrap();
+        let losses: Vec<f64> = model.iterations.iter().map(|i| i.loss).collect();
+        assert_eq!(losses.len(), 2);
+        assert_close(losses[0], 50.32 / 6.0);
+        assert_close(losses[1], 4.0 / 6.0);
+        assert_eq!(model.centroids, vec![vec![1.0], vec![11.0]]);
+        let ids: Vec<usize> = model.iterations.iter().map(|i| i.iteration).collect();
+        assert_eq!(ids, vec![0, 1]);
+    }
+
+    #[test]
+    fn early_stop_stops_after_the_first_iteration_below_min_rel_progress() {
+        // Iteration 0 improves the initial loss 50.5 to 8.3867 (83%): below 0.9, so it stops.
+        let cols = [num("x", &[0.0, 1.0, 2.0, 10.0, 11.0, 12.0])];
+        let mut options = plain(custom(&[0, 1], 6));
+        options.min_rel_progress = 0.9;
+        let model = train(&cols, &options).unwrap();
+        assert_eq!(model.iterations.len(), 1);
+        assert_close(model.centroids[1][0], 7.2);
+
+        options.early_stop = false;
+        let model = train(&cols, &options).unwrap();
+        assert_eq!(model.iterations.len(), 2);
+
+        options.early_stop = true;
+        options.max_iterations = 1;
+        options.min_rel_progress = 0.0;
+        assert_eq!(train(&cols, &options).unwrap().iterations.len(), 1);
+    }
+
+    #[test]
+    fn early_stop_on_realistic_data_leaves_every_earlier_iteration_above_the_bar() {
+        let cols = blobs(2000, 3, 4, 7);
+        let options = KMeansOptions {
+            num_clusters: Some(6),
+            min_rel_progress: 0.01,
+            max_iterations: 50,
+            ..KMeansOptions::default()
+        };
+        let model = train(&cols, &options).unwrap();
+        let losses: Vec<f64> = model.iterations.iter().map(|i| i.loss).collect();
+        for w in losses.windows(2).take(losses.len().saturating_sub(2)) {
+            assert!((w[0] - w[1]) / w[0] >= 0.01, "{losses:?}");
+        }
+        for w in losses.windows(2) {
+            assert!(
+                w[1] <= w[0] + 1e-12,
+                "Euclidean Lloyd loss increased: {losses:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn training_is_deterministic_for_a_seed() {
+        let cols = blobs(500, 4, 3, 1);
+        for init in [InitMethod::Random, InitMethod::KMeansPlusPlus] {
+            let options = KMeansOptions {
+                init,
+                num_clusters: Some(4),
+                ..KMeansOptions::default()
+            };
+            let mut a = train(&cols, &options).unwrap();
+            let mut b = train(&cols, &options).unwrap();
+            for m in [&mut a, &mut b] {
+                m.iterations.iter_mut().for_each(|i| i.duration_ms = 0);
+            }
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn kmeans_plus_plus_finds_separated_clusters() {
+        let cols = blobs(1000, 3, 3, 3);
+        let options = KMeansOptions {
+            init: InitMethod::KMeansPlusPlus,
+            num_clusters: Some(3),
+            ..KMeansOptions::default()
+        };
+        let model = train(&cols, &options).unwrap();
+        let mut sizes = model.cluster_sizes.clone();
+        sizes.sort_unstable();
+        assert!(sizes[0] > 250, "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<u64>(), 1000);
+    }
+
+    #[test]
+    fn anomaly_threshold_uses_the_nearest_rank() {
+        let m = model_with_distances((1..=10).map(|i| i as f64 / 10.0).collect());
+        assert_eq!(m.anomaly_threshold(0.1).unwrap(), 0.9);
+        assert_eq!(m.anomaly_threshold(0.0).unwrap(), 1.0);
+        assert_eq!(m.anomaly_threshold(0.5).unwrap(), 0.5);
+        assert_eq!(m.anomaly_threshold(0.15).unwrap(), 0.9); // ceil(8.5) = 9
+        for bad in [0.6, -0.01, f64::NAN] {
+            let err = m.anomaly_threshold(bad).unwrap_err();
+            assert!(err.to_string().contains("contamination"), "{err}");
+            assert!(err.to_string().contains("0 to 0.5"), "{err}");
+        }
+        // (1 − 0.29)·100 is 71.00000000000001 in binary floating point.
+        assert_eq!(threshold_rank(100, 0.29).unwrap(), 71);
+        assert_eq!(threshold_rank(1, 0.5).unwrap(), 1);
+    }
+
+    #[test]
+    fn cosine_distance_values() {
+        let mut m = model_with_distances(vec![1.0]);
+        m.distance = DistanceType::Cosine;
+        assert_close(m.distance(&[1.0, 0.0], &[0.0, 1.0]), 1.0);
+        assert_close(
+            m.distance(&[1.0, 0.0], &[1.0, 1.0]),
+            (1.0 - 1.0 / 2.0f64.sqrt()).sqrt(),
+        );
+        assert_close(m.distance(&[1.0, 0.0], &[-3.0, 0.0]), 2.0f64.sqrt());
+        // Same direction: the documented formula leaves sqrt(one rounding error) ≈ 1.5e-8, as
+        // the SQL path computing 1 − x·y/(‖x‖‖y‖) does too.
+        assert!(m.distance(&[1.0, 2.0], &[2.0, 4.0]) < 2e-8);
+        assert_eq!(
+            m.distance(&[0.0, 0.0], &[1.0, 2.0]),
+            COSINE_ZERO_VECTOR_DISTANCE
+        );
+        assert_eq!(m.distance(&[0.0, 0.0], &[0.0, 0.0]), 0.0);
+    }
+
+    #[test]
+    fn cosine_training_groups_by_direction() {
+        let cols = [
+            num("x", &[1.0, 2.0, 3.0, 0.0, 0.1, 0.0]),
+            num("y", &[0.0, 0.1, 0.0, 1.0, 2.0, 3.0]),
+        ];
+        let options = KMeansOptions {
+            distance: DistanceType::Cosine,
+            ..plain(custom(&[0, 3], 6))
+        };
+        let model = train(&cols, &options).unwrap();
+        assert_eq!(model.cluster_sizes, vec![3, 3]);
+        assert_eq!(model.nearest(&[5.0, 0.0]).0, 1);
+        assert_eq!(model.nearest(&[0.0, 5.0]).0, 2);
+    }
+
+    #[test]
+    fn zero_radius_clusters_score_with_the_smallest_positive_radius() {
+        // A singleton cluster at 100 has radius 0; scores near it must stay finite.
+        let cols = [num("x", &[0.0, 2.0, 100.0])];
+        let model = train(&cols, &plain(custom(&[0, 2], 3))).unwrap();
+        assert_eq!(model.cluster_radii, vec![1.0, 0.0]);
+        assert_eq!(model.scoring_radii(), vec![1.0, 1.0]);
+        assert_eq!(model.nearest(&[103.0]), (2, 3.0));
+        assert!(
+            model
+                .training_normalized_distances
+                .iter()
+                .all(|d| d.is_finite())
+        );
+    }
+
+    #[test]
+    fn warm_start_continues_from_given_centroids() {
+        let cols = two_squares();
+        let options = KMeansOptions {
+            warm_start_centroids: Some(vec![vec![0.0, 0.0], vec![12.0, 12.0]]),
+            num_clusters: None,
+            ..plain(InitMethod::Random)
+        };
+        let model = train(&cols, &options).unwrap();
+        assert_eq!(model.centroids, vec![vec![1.0, 1.0], vec![11.0, 11.0]]);
+
+        let bad = KMeansOptions {
+            warm_start_centroids: Some(vec![vec![0.0], vec![12.0]]),
+            ..options.clone()
+        };
+        let err = train(&cols, &bad).unwrap_err();
+        assert!(matches!(
+            err,
+            KMeansError::WarmStartDims {
+                expected: 2,
+                found: 1,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn centroids_for_maps_between_refitted_preprocessings() {
+        let old = train(
+            &two_squares(),
+            &KMeansOptions {
+                standardize_features: true,
+                ..plain(custom(&[0, 4], 8))
+            },
+        )
+        .unwrap();
+        let shifted: Vec<InputColumn> = two_squares()
+            .into_iter()
+            .map(|c| match c.data {
+                ColumnData::Numeric(v) => InputColumn::numeric(
+                    c.name,
+                    v.into_iter().map(|x| x.map(|x| x * 2.0 + 1.0)).collect(),
+                ),
+                other => InputColumn {
+                    name: c.name,
+                    data: other,
+                },
+            })
+            .collect();
+        let target = Preprocessor::fit(&shifted, false).unwrap();
+        let mapped = old.centroids_for(&target).unwrap();
+        assert_close(mapped[0][0], 1.0);
+        assert_close(mapped[1][1], 11.0);
+        let other = Preprocessor::fit(&[num("z", &[1.0])], true).unwrap();
+        assert!(matches!(
+            old.centroids_for(&other),
+            Err(KMeansError::SchemaMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn default_num_clusters_is_rounded_log10_with_a_floor_of_two() {
+        assert_eq!(default_num_clusters(5), 2);
+        assert_eq!(default_num_clusters(1000), 3);
+        assert_eq!(default_num_clusters(40_000), 5);
+        let model = train(&blobs(1000, 2, 3, 9), &KMeansOptions::default()).unwrap();
+        assert_eq!(model.num_clusters(), 3);
+    }
+
+    #[test]
+    fn bad_num_clusters_is_rejected_with_the_allowed_range() {
+        let cols = two_squares();
+        for k in [0, 1, 101] {
+            let options = KMeansOptions {
+                num_clusters: Some(k),
+                ..KMeansOptions::default()
+            };
+            let err = train(&cols, &options).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("num_clusters") && msg.contains("from 2 to 100"),
+                "{msg}"
+            );
+        }
+        let options = KMeansOptions {
+            num_clusters: Some(9),
+            ..KMeansOptions::default()
+        };
+        assert_eq!(
+            train(&cols, &options).unwrap_err(),
+            KMeansError::MoreClustersThanRows {
+                num_clusters: 9,
+                rows: 8
+            }
+        );
+        // Three rows, two of them equal: RANDOM cannot find three distinct rows.
+        let dup = [num("x", &[1.0, 1.0, 5.0])];
+        for init in [InitMethod::Random, InitMethod::KMeansPlusPlus] {
+            let options = KMeansOptions {
+                num_clusters: Some(3),
+                init,
+                ..KMeansOptions::default()
+            };
+            assert!(matches!(
+                train(&dup, &options).unwrap_err(),
+                KMeansError::NotEnoughDistinctRows {
+                    num_clusters: 3,
+                    distinct: 2,
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn custom_init_count_must_equal_num_clusters() {
+        let err = train(&two_squares(), &plain(custom(&[0, 4, 5], 8))).unwrap_err();
+        assert_eq!(
+            err,
+            KMeansError::CustomInitCount {
+                flagged: 3,
+                num_clusters: 2
+            }
+        );
+        assert!(err.to_string().contains("kmeans_init_col"));
+        let short = InitMethod::Custom {
+            selected_rows: vec![true, true],
+        };
+        assert!(matches!(
+            train(&two_squares(), &plain(short)).unwrap_err(),
+            KMeansError::CustomInitLength { rows: 8, found: 2 }
+        ));
+    }
+
+    #[test]
+    fn input_errors_name_the_column() {
+        let all_null = InputColumn::numeric("dur", vec![None, None, None]);
+        let err = train(
+            &[num("x", &[1.0, 2.0, 3.0]), all_null],
+            &KMeansOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            KMeansError::AllNull {
+                column: "dur".into()
+            }
+        );
+        assert!(err.to_string().contains("`dur`"));
+
+        let nan = InputColumn::numeric("b", vec![Some(1.0), Some(f64::NAN)]);
+        assert!(matches!(
+            Preprocessor::fit(&[nan], true).unwrap_err(),
+            KMeansError::NonFinite { row: 1, .. }
+        ));
+        assert!(matches!(
+            Preprocessor::fit(&[num("a", &[1.0]), num("A", &[2.0])], true).unwrap_err(),
+            KMeansError::DuplicateColumn { .. }
+        ));
+        assert!(matches!(
+            Preprocessor::fit(&[num("a", &[1.0]), num("b", &[2.0, 3.0])], true).unwrap_err(),
+            KMeansError::ColumnLengthMismatch { .. }
+        ));
+        assert_eq!(
+            Preprocessor::fit(&[], true).unwrap_err(),
+            KMeansError::NoColumns
+        );
+        assert_eq!(
+            Preprocessor::fit(&[num("a", &[])], true).unwrap_err(),
+            KMeansError::NoRows
+        );
+        let pre = Preprocessor::fit(&[num("a", &[1.0, 2.0])], true).unwrap();
+        assert_eq!(
+            pre.transform(&[num("b", &[1.0])]).unwrap_err(),
+            KMeansError::MissingColumn { column: "a".into() }
+        );
+        assert!(matches!(
+            pre.transform(&[cat("a", &[Some("x")])]).unwrap_err(),
+            KMeansError::ColumnTypeMismatch { .. }
+        ));
+    }
+
+    #[test]
+    fn invalid_training_options_are_rejected() {
+        let cols = two_squares();
+        let zero_iter = KMeansOptions {
+            max_iterations: 0,
+            ..KMeansOptions::default()
+        };
+        assert!(
+            train(&cols, &zero_iter)
+                .unwrap_err()
+                .to_string()
+                .contains("max_iterations")
+        );
+        let neg = KMeansOptions {
+            min_rel_progress: -1.0,
+            ..KMeansOptions::default()
+        };
+        assert!(
+            train(&cols, &neg)
+                .unwrap_err()
+                .to_string()
+                .contains("min_rel_progress")
+        );
+    }
+
+    #[test]
+    fn evaluation_metrics_are_undefined_without_rows() {
+        let model = train(&two_squares(), &plain(custom(&[0, 4], 8))).unwrap();
+        assert!(model.mean_squared_distance(&[]).is_nan());
+        assert!(model.davies_bouldin_index(&[1.0, 1.0]).is_nan());
+        let near = model.nearest_centroids(&[2.0, 2.0], 5);
+        assert_eq!(near.len(), 2);
+        assert_eq!(near[0].0, 1);
+        assert!(near[0].1 < near[1].1);
+    }
+}

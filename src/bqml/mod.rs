@@ -1,0 +1,191 @@
+//! BigQuery ML on the local engine: recognizing BQML statements (`statement`), k-means training
+//! with BigQuery's semantics (`kmeans`), the model store in DuckDB tables (`store`), and the SQL
+//! that scores rows inside DuckDB (`scoring`). On BigQuery none of this runs: BQML is native.
+
+pub mod kmeans;
+pub mod scoring;
+pub mod statement;
+pub mod store;
+
+use kmeans::{DistanceType, InitMethod, KMeansError, KMeansOptions};
+use statement::{CreateModel, OptionValue};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BqmlError {
+    #[error("line {line}: {message}")]
+    Syntax { line: u64, message: String },
+    #[error("line {line}: {construct} is not supported on the local engine: {hint}")]
+    Unsupported {
+        line: u64,
+        construct: String,
+        hint: String,
+    },
+    #[error("CREATE MODEL {model}: {message}")]
+    Option { model: String, message: String },
+    #[error("model {model}: {source}")]
+    Training {
+        model: String,
+        #[source]
+        source: KMeansError,
+    },
+    #[error("model {0} does not exist: train it first (run the pipeline that creates it)")]
+    NoSuchModel(String),
+    #[error("model {0} already exists: use CREATE OR REPLACE MODEL or CREATE MODEL IF NOT EXISTS")]
+    ModelExists(String),
+    #[error("{0} is a table: models and tables share one namespace, pick another model name")]
+    NameTaken(String),
+    #[error("{function} on model {model}: {message}")]
+    Call {
+        function: &'static str,
+        model: String,
+        message: String,
+    },
+    #[error("model store: {0}")]
+    Store(String),
+}
+
+/// The options CREATE MODEL accepts locally, for messages.
+const KNOWN_OPTIONS: &str = "model_type, num_clusters, kmeans_init_method, kmeans_init_col, distance_type, standardize_features, max_iterations, early_stop, min_rel_progress, warm_start";
+
+/// Training options from `OPTIONS(…)`, plus the name of the CUSTOM init column (not a feature).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub options: KMeansOptions,
+    pub init_column: Option<String>,
+}
+
+pub fn model_spec(create: &CreateModel) -> Result<ModelSpec, BqmlError> {
+    let model = create.model.to_string();
+    let fail = |message: String| BqmlError::Option {
+        model: model.clone(),
+        message,
+    };
+    let mut options = KMeansOptions::default();
+    let mut init_method = "RANDOM".to_string();
+    let mut init_column = None;
+    let mut model_type = None;
+    for (name, value) in &create.options {
+        let invalid = |allowed: &str| fail(format!("invalid {name} = {value}; allowed: {allowed}"));
+        match (name.as_str(), value) {
+            ("model_type", OptionValue::String(t)) => model_type = Some(t.to_ascii_lowercase()),
+            ("num_clusters", OptionValue::Number(n))
+                if n.fract() == 0.0 && (2.0..=100.0).contains(n) =>
+            {
+                options.num_clusters = Some(*n as usize)
+            }
+            ("num_clusters", _) => return Err(invalid("an integer from 2 to 100")),
+            ("kmeans_init_method", OptionValue::String(m))
+                if ["RANDOM", "KMEANS++", "CUSTOM"].contains(&m.to_ascii_uppercase().as_str()) =>
+            {
+                init_method = m.to_ascii_uppercase()
+            }
+            ("kmeans_init_method", _) => return Err(invalid("'RANDOM', 'KMEANS++', 'CUSTOM'")),
+            ("kmeans_init_col", OptionValue::String(c)) => init_column = Some(c.clone()),
+            ("kmeans_init_col", _) => return Err(invalid("a column name in quotes")),
+            ("distance_type", OptionValue::String(d)) => {
+                options.distance = match d.to_ascii_uppercase().as_str() {
+                    "EUCLIDEAN" => DistanceType::Euclidean,
+                    "COSINE" => DistanceType::Cosine,
+                    _ => return Err(invalid("'EUCLIDEAN', 'COSINE'")),
+                }
+            }
+            ("distance_type", _) => return Err(invalid("'EUCLIDEAN', 'COSINE'")),
+            ("standardize_features", OptionValue::Bool(b)) => options.standardize_features = *b,
+            ("standardize_features", _) => return Err(invalid("TRUE, FALSE")),
+            ("max_iterations", OptionValue::Number(n)) if n.fract() == 0.0 && *n >= 1.0 => {
+                options.max_iterations = *n as usize
+            }
+            ("max_iterations", _) => return Err(invalid("a positive integer")),
+            ("early_stop", OptionValue::Bool(b)) => options.early_stop = *b,
+            ("early_stop", _) => return Err(invalid("TRUE, FALSE")),
+            ("min_rel_progress", OptionValue::Number(n)) if (0.0..=1.0).contains(n) => {
+                options.min_rel_progress = *n
+            }
+            ("min_rel_progress", _) => return Err(invalid("a number from 0 to 1")),
+            ("warm_start", OptionValue::Bool(false)) => {}
+            ("warm_start", OptionValue::Bool(true)) => {
+                return Err(fail(
+                    "warm_start = TRUE is not available on the local engine yet; retrain without it".into(),
+                ));
+            }
+            ("warm_start", _) => return Err(invalid("TRUE, FALSE")),
+            (other, _) => {
+                return Err(fail(format!(
+                    "unknown option `{other}`; k-means options are {KNOWN_OPTIONS}"
+                )));
+            }
+        }
+    }
+    match model_type.as_deref() {
+        Some("kmeans") => {}
+        Some(other) => {
+            return Err(fail(format!(
+                "model_type '{other}' is not supported locally: the local engine trains 'kmeans' (BigQuery runs the others natively)"
+            )));
+        }
+        None => return Err(fail("OPTIONS(model_type = 'kmeans', …) is required".into())),
+    }
+    match (init_method.as_str(), &init_column) {
+        ("CUSTOM", None) => {
+            return Err(fail(
+                "kmeans_init_method = 'CUSTOM' needs kmeans_init_col = 'a BOOL column'".into(),
+            ));
+        }
+        ("CUSTOM", Some(_)) => {
+            options.init = InitMethod::Custom {
+                selected_rows: Vec::new(),
+            }
+        }
+        (_, Some(_)) => {
+            return Err(fail(
+                "kmeans_init_col is only used with kmeans_init_method = 'CUSTOM'".into(),
+            ));
+        }
+        ("KMEANS++", None) => options.init = InitMethod::KMeansPlusPlus,
+        _ => options.init = InitMethod::Random,
+    }
+    Ok(ModelSpec {
+        options,
+        init_column,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statement::{Recognized, recognize};
+
+    fn spec(options: &str) -> Result<ModelSpec, BqmlError> {
+        let sql = format!("CREATE MODEL models.m OPTIONS({options}) AS SELECT 1 AS x");
+        let Recognized::CreateModel(create) = recognize(&sql).unwrap() else {
+            panic!("not a CREATE MODEL")
+        };
+        model_spec(&create)
+    }
+
+    #[test]
+    fn options_map_to_training_settings() {
+        let s = spec("model_type='KMEANS', num_clusters=4, kmeans_init_method='kmeans++', max_iterations=50, early_stop=FALSE, min_rel_progress=0.001, standardize_features=FALSE").unwrap();
+        assert_eq!(s.options.num_clusters, Some(4));
+        assert_eq!(s.options.init, InitMethod::KMeansPlusPlus);
+        assert_eq!(s.options.max_iterations, 50);
+        assert!(!s.options.early_stop && !s.options.standardize_features);
+        assert_eq!(s.options.min_rel_progress, 0.001);
+    }
+
+    #[test]
+    fn bad_options_name_the_option_and_the_allowed_values() {
+        for (options, expected) in [
+            ("model_type='kmeans', num_clusters=1", "invalid num_clusters = 1; allowed: an integer from 2 to 100"),
+            ("model_type='kmeans', num_clusters=101", "num_clusters = 101"),
+            ("model_type='kmeans', distance_type='manhattan'", "'EUCLIDEAN', 'COSINE'"),
+            ("model_type='kmeans', colour='red'", "unknown option `colour`"),
+            ("model_type='linear_reg'", "model_type 'linear_reg' is not supported locally"),
+            ("num_clusters=3", "model_type = 'kmeans'"),
+            ("model_type='kmeans', kmeans_init_method='CUSTOM'", "needs kmeans_init_col"),
+        ] {
+            let err = spec(options).unwrap_err().to_string();
+            assert!(err.contains(expected), "{options}: {err}");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! SQL that scores rows against a stored k-means model inside DuckDB: the model's preprocessing
+//! and centroids become constant expressions, so scoring is vectorized by DuckDB instead of
+//! looping over rows in Rust.
+
+use super::store::{StoredFeature, StoredModel};
+use crate::bqml::kmeans::{self, DistanceType};
+
+/// A DuckDB double literal that parses back to exactly `value` (scientific notation is read as
+/// DOUBLE; a plain decimal literal would be read as DECIMAL and rounded on conversion).
+fn double(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:e}")
+    } else {
+        "'NaN'::DOUBLE".to_string()
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quote_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// One expression per model dimension, computing the preprocessed value from input columns.
+pub fn preprocessed_dimensions(model: &StoredModel) -> Vec<String> {
+    let mut dims = Vec::new();
+    for feature in &model.features {
+        match feature {
+            StoredFeature::Numeric { name, mean, stddev } => {
+                let imputed = format!(
+                    "COALESCE(CAST({} AS DOUBLE), {})",
+                    quote_ident(name),
+                    double(*mean)
+                );
+                dims.push(if !model.standardize {
+                    imputed
+                } else if *stddev > 0.0 {
+                    format!("(({imputed} - {}) / {})", double(*mean), double(*stddev))
+                } else {
+                    "0e0".to_string()
+                });
+            }
+            StoredFeature::Categorical { name, categories } => {
+                for category in categories {
+                    dims.push(match category {
+                        Some(value) => format!(
+                            "CASE WHEN CAST({} AS VARCHAR) = {} THEN 1e0 ELSE 0e0 END",
+                            quote_ident(name),
+                            quote_text(value)
+                        ),
+                        None => format!(
+                            "CASE WHEN {} IS NULL THEN 1e0 ELSE 0e0 END",
+                            quote_ident(name)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    dims
+}
+
+fn dimension_column(j: usize) -> String {
+    format!("__ns_x{j}")
+}
+
+/// Distance from the row's preprocessed vector (columns `__ns_x<j>`) to a centroid.
+fn distance_expr(model: &StoredModel, centroid: &[f64]) -> String {
+    match model.distance {
+        DistanceType::Euclidean => {
+            let terms: Vec<String> = centroid
+                .iter()
+                .enumerate()
+                .map(|(j, c)| format!("POW({} - {}, 2)", dimension_column(j), double(*c)))
+                .collect();
+            format!("SQRT({})", terms.join(" + "))
+        }
+        DistanceType::Cosine => {
+            let dot: Vec<String> = centroid
+                .iter()
+                .enumerate()
+                .map(|(j, c)| format!("{} * {}", dimension_column(j), double(*c)))
+                .collect();
+            let norm: Vec<String> = (0..centroid.len())
+                .map(|j| format!("POW({}, 2)", dimension_column(j)))
+                .collect();
+            let centroid_norm = centroid.iter().map(|c| c * c).sum::<f64>().sqrt();
+            let row_norm = format!("SQRT({})", norm.join(" + "));
+            // Same rule as `kmeans`: two zero vectors are identical (0), a zero vector against a
+            // non-zero one has no angle and counts as orthogonal.
+            format!(
+                "CASE WHEN {row_norm} = 0 AND {cn} = 0 THEN 0e0 WHEN {row_norm} * {cn} = 0 THEN {zero} \
+                 ELSE SQRT(GREATEST(0e0, 1e0 - ({dot}) / ({row_norm} * {cn}))) END",
+                cn = double(centroid_norm),
+                zero = double(kmeans::COSINE_ZERO_VECTOR_DISTANCE),
+                dot = dot.join(" + "),
+            )
+        }
+    }
+}
+
+/// `SELECT <input columns>, <preprocessed dimensions> FROM (<input>)`.
+fn with_dimensions(model: &StoredModel, input_sql: &str) -> String {
+    let dims: Vec<String> = preprocessed_dimensions(model)
+        .into_iter()
+        .enumerate()
+        .map(|(j, expr)| format!("{expr} AS {}", dimension_column(j)))
+        .collect();
+    format!(
+        "SELECT __ns_in.*, {} FROM ({input_sql}) AS __ns_in",
+        dims.join(", ")
+    )
+}
+
+fn helper_columns(model: &StoredModel) -> Vec<String> {
+    (0..model.dimensions())
+        .map(dimension_column)
+        .chain(["__ns_d".to_string()])
+        .collect()
+}
+
+/// ML.DETECT_ANOMALIES: `is_anomaly`, `normalized_distance`, `centroid_id`, then the input
+/// columns as given.
+pub fn detect_anomalies_sql(model: &StoredModel, threshold: f64, input_sql: &str) -> String {
+    let normalized: Vec<String> = model
+        .centroids
+        .iter()
+        .zip(&model.scoring_radii)
+        .map(|(c, r)| format!("{} / {}", distance_expr(model, c), double(*r)))
+        .collect();
+    format!(
+        "SELECT (list_min(__ns_d) > {threshold}) AS is_anomaly, list_min(__ns_d) AS normalized_distance, \
+         CAST(list_position(__ns_d, list_min(__ns_d)) AS BIGINT) AS centroid_id, \
+         * EXCLUDE ({helpers}) \
+         FROM (SELECT *, list_value({distances}) AS __ns_d FROM ({prepared}))",
+        threshold = double(threshold),
+        helpers = helper_columns(model).join(", "),
+        distances = normalized.join(", "),
+        prepared = with_dimensions(model, input_sql),
+    )
+}

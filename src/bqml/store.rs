@@ -1,0 +1,326 @@
+//! The local model store: trained k-means models in DuckDB tables under the `models` schema
+//! (`models.__models` lists them), so a model survives restarts and can be inspected with SQL.
+
+use duckdb::{Connection, OptionalExt, params};
+
+use super::BqmlError;
+use super::kmeans::{DistanceType, FeaturePrep, KMeansModel, threshold_rank};
+use crate::relation::TableRef;
+
+/// Idempotent DDL for the store; no primary keys, because DuckDB checks them eagerly and would
+/// reject the delete-then-insert of a model replaced inside one transaction.
+pub const STORE_DDL: &str = "
+CREATE TABLE IF NOT EXISTS models.__models (model_name VARCHAR, model_type VARCHAR, created_at TIMESTAMP, training_rows BIGINT, num_clusters INTEGER, dimensions INTEGER, distance_type VARCHAR, standardize BOOLEAN, options VARCHAR, training_query VARCHAR);
+CREATE TABLE IF NOT EXISTS models.__model_features (model_name VARCHAR, position INTEGER, feature VARCHAR, kind VARCHAR, mean DOUBLE, stddev DOUBLE, min DOUBLE, max DOUBLE, median DOUBLE, null_count BIGINT, categories VARCHAR);
+CREATE TABLE IF NOT EXISTS models.__model_centroids (model_name VARCHAR, centroid_id INTEGER, dimension INTEGER, value DOUBLE);
+CREATE TABLE IF NOT EXISTS models.__model_clusters (model_name VARCHAR, centroid_id INTEGER, cluster_size BIGINT, cluster_radius DOUBLE, scoring_radius DOUBLE);
+CREATE TABLE IF NOT EXISTS models.__model_training_distances (model_name VARCHAR, rank BIGINT, normalized_distance DOUBLE);
+CREATE TABLE IF NOT EXISTS models.__model_iterations (model_name VARCHAR, iteration INTEGER, loss DOUBLE, duration_ms BIGINT);
+";
+
+const MODEL_TABLES: [&str; 6] = [
+    "models.__models",
+    "models.__model_features",
+    "models.__model_centroids",
+    "models.__model_clusters",
+    "models.__model_training_distances",
+    "models.__model_iterations",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredFeature {
+    Numeric {
+        name: String,
+        mean: f64,
+        stddev: f64,
+    },
+    Categorical {
+        name: String,
+        categories: Vec<Option<String>>,
+    },
+}
+
+impl StoredFeature {
+    pub fn name(&self) -> &str {
+        match self {
+            StoredFeature::Numeric { name, .. } | StoredFeature::Categorical { name, .. } => name,
+        }
+    }
+}
+
+/// What scoring needs of a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredModel {
+    pub name: TableRef,
+    pub features: Vec<StoredFeature>,
+    pub standardize: bool,
+    pub distance: DistanceType,
+    pub centroids: Vec<Vec<f64>>,
+    /// Radii with the zero-radius rule applied, as scoring divides by them.
+    pub scoring_radii: Vec<f64>,
+    pub training_rows: u64,
+}
+
+impl StoredModel {
+    pub fn dimensions(&self) -> usize {
+        self.centroids.first().map_or(0, Vec::len)
+    }
+}
+
+fn store_error(e: impl std::fmt::Display) -> BqmlError {
+    BqmlError::Store(e.to_string())
+}
+
+pub fn exists(conn: &Connection, model: &TableRef) -> Result<bool, BqmlError> {
+    let count: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM models.__models WHERE model_name = ?",
+            params![model.to_string()],
+            |r| r.get(0),
+        )
+        .map_err(store_error)?;
+    Ok(count > 0)
+}
+
+pub fn drop(conn: &Connection, model: &TableRef) -> Result<(), BqmlError> {
+    for table in MODEL_TABLES {
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE model_name = ?"),
+            params![model.to_string()],
+        )
+        .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+/// Replaces whatever is stored under `model` with `trained`.
+pub fn save(
+    conn: &Connection,
+    model: &TableRef,
+    trained: &KMeansModel,
+    options: &str,
+    training_query: &str,
+) -> Result<(), BqmlError> {
+    drop(conn, model)?;
+    let name = model.to_string();
+    conn.execute(
+        "INSERT INTO models.__models VALUES (?, 'KMEANS', now()::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            name,
+            trained.training_rows as i64,
+            trained.num_clusters() as i32,
+            trained.dims() as i32,
+            trained.distance.to_string(),
+            trained.preprocessor.standardize,
+            options,
+            training_query
+        ],
+    )
+    .map_err(store_error)?;
+    save_features(conn, &name, trained)?;
+    let mut centroids = conn
+        .appender_to_db("__model_centroids", "models")
+        .map_err(store_error)?;
+    for (c, centroid) in trained.centroids.iter().enumerate() {
+        for (d, value) in centroid.iter().enumerate() {
+            centroids
+                .append_row(params![name, c as i32 + 1, d as i32, value])
+                .map_err(store_error)?;
+        }
+    }
+    centroids.flush().map_err(store_error)?;
+    drop_appender(centroids);
+    let mut clusters = conn
+        .appender_to_db("__model_clusters", "models")
+        .map_err(store_error)?;
+    for (c, ((size, radius), scoring)) in trained
+        .cluster_sizes
+        .iter()
+        .zip(&trained.cluster_radii)
+        .zip(trained.scoring_radii())
+        .enumerate()
+    {
+        clusters
+            .append_row(params![name, c as i32 + 1, *size as i64, radius, scoring])
+            .map_err(store_error)?;
+    }
+    clusters.flush().map_err(store_error)?;
+    drop_appender(clusters);
+    let mut distances = conn
+        .appender_to_db("__model_training_distances", "models")
+        .map_err(store_error)?;
+    for (rank, distance) in trained.training_normalized_distances.iter().enumerate() {
+        distances
+            .append_row(params![name, rank as i64 + 1, distance])
+            .map_err(store_error)?;
+    }
+    distances.flush().map_err(store_error)?;
+    drop_appender(distances);
+    let mut iterations = conn
+        .appender_to_db("__model_iterations", "models")
+        .map_err(store_error)?;
+    for info in &trained.iterations {
+        iterations
+            .append_row(params![
+                name,
+                info.iteration as i32,
+                info.loss,
+                info.duration_ms as i64
+            ])
+            .map_err(store_error)?;
+    }
+    iterations.flush().map_err(store_error)?;
+    Ok(())
+}
+
+/// Appenders flush on drop; naming the drop keeps one appender open at a time.
+fn drop_appender(appender: duckdb::Appender<'_>) {
+    std::mem::drop(appender);
+}
+
+fn save_features(conn: &Connection, name: &str, trained: &KMeansModel) -> Result<(), BqmlError> {
+    let mut insert = conn
+        .prepare("INSERT INTO models.__model_features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .map_err(store_error)?;
+    for (position, feature) in trained.preprocessor.features.iter().enumerate() {
+        match feature {
+            FeaturePrep::Numeric {
+                name: feature,
+                mean,
+                stddev,
+                min,
+                max,
+                median,
+                null_count,
+            } => insert.execute(params![
+                name,
+                position as i32,
+                feature,
+                "numeric",
+                mean,
+                stddev,
+                min,
+                max,
+                median,
+                *null_count as i64,
+                None::<String>
+            ]),
+            FeaturePrep::Categorical {
+                name: feature,
+                categories,
+                null_count,
+            } => insert.execute(params![
+                name,
+                position as i32,
+                feature,
+                "categorical",
+                None::<f64>,
+                None::<f64>,
+                None::<f64>,
+                None::<f64>,
+                None::<f64>,
+                *null_count as i64,
+                serde_json::to_string(categories).map_err(store_error)?
+            ]),
+        }
+        .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+pub fn load(conn: &Connection, model: &TableRef) -> Result<StoredModel, BqmlError> {
+    let name = model.to_string();
+    let header: Option<(i64, String, bool)> = conn
+        .query_row(
+            "SELECT training_rows, distance_type, standardize FROM models.__models WHERE model_name = ?",
+            params![name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(store_error)?;
+    let (training_rows, distance, standardize) =
+        header.ok_or_else(|| BqmlError::NoSuchModel(name.clone()))?;
+    let distance = match distance.as_str() {
+        "COSINE" => DistanceType::Cosine,
+        _ => DistanceType::Euclidean,
+    };
+    let mut statement = conn
+        .prepare("SELECT feature, kind, mean, stddev, categories FROM models.__model_features WHERE model_name = ? ORDER BY position")
+        .map_err(store_error)?;
+    let features = statement
+        .query_map(params![name], |r| {
+            let feature: String = r.get(0)?;
+            let kind: String = r.get(1)?;
+            Ok(if kind == "numeric" {
+                StoredFeature::Numeric {
+                    name: feature,
+                    mean: r.get(2)?,
+                    stddev: r.get(3)?,
+                }
+            } else {
+                let categories: String = r.get(4)?;
+                StoredFeature::Categorical {
+                    name: feature,
+                    categories: serde_json::from_str(&categories).unwrap_or_default(),
+                }
+            })
+        })
+        .map_err(store_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(store_error)?;
+    let mut centroids: Vec<Vec<f64>> = Vec::new();
+    let mut statement = conn
+        .prepare("SELECT centroid_id, value FROM models.__model_centroids WHERE model_name = ? ORDER BY centroid_id, dimension")
+        .map_err(store_error)?;
+    let rows = statement
+        .query_map(params![name], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, f64>(1)?)))
+        .map_err(store_error)?;
+    for row in rows {
+        let (id, value) = row.map_err(store_error)?;
+        if centroids.len() < id as usize {
+            centroids.push(Vec::new());
+        }
+        if let Some(centroid) = centroids.last_mut() {
+            centroid.push(value);
+        }
+    }
+    let mut statement = conn
+        .prepare("SELECT scoring_radius FROM models.__model_clusters WHERE model_name = ? ORDER BY centroid_id")
+        .map_err(store_error)?;
+    let scoring_radii = statement
+        .query_map(params![name], |r| r.get::<_, f64>(0))
+        .map_err(store_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(store_error)?;
+    Ok(StoredModel {
+        name: model.clone(),
+        features,
+        standardize,
+        distance,
+        centroids,
+        scoring_radii,
+        training_rows: training_rows as u64,
+    })
+}
+
+/// The ML.DETECT_ANOMALIES threshold for `contamination`: the nearest-rank training
+/// normalized distance.
+pub fn anomaly_threshold(
+    conn: &Connection,
+    model: &StoredModel,
+    contamination: f64,
+) -> Result<f64, BqmlError> {
+    let rank = threshold_rank(model.training_rows as usize, contamination).map_err(|e| {
+        BqmlError::Call {
+            function: "ML.DETECT_ANOMALIES",
+            model: model.name.to_string(),
+            message: e.to_string(),
+        }
+    })?;
+    conn.query_row(
+        "SELECT normalized_distance FROM models.__model_training_distances WHERE model_name = ? AND rank = ?",
+        params![model.name.to_string(), rank as i64],
+        |r| r.get(0),
+    )
+    .map_err(store_error)
+}

@@ -1,0 +1,406 @@
+//! The `netsentinel` command line: argument parsing (clap) and the commands' output.
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use netsentinel::compile;
+use netsentinel::demo::{self, DemoSummary};
+use netsentinel::engine::{self, Warehouse};
+use netsentinel::generate::{self, GeneratorConfig, StopAt};
+use netsentinel::ingest::{self, Format, IngestSummary};
+use netsentinel::output::{self, OutputFormat};
+use netsentinel::project::Project;
+use netsentinel::render::Naming;
+use netsentinel::runner::{RunReport, Runner, StepOutcome};
+use netsentinel::vars::Vars;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netsentinel",
+    version,
+    about = "SQL-first anomaly detection for network logs, on BigQuery ML or an embedded DuckDB",
+    long_about = "netsentinel renders the Tera-templated GoogleSQL under sql/, runs it as a DAG of steps, trains k-means models with CREATE MODEL and scores new traffic with ML.DETECT_ANOMALIES. The default target runs everything locally in one DuckDB file."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Project directory: holds pipelines.yaml and sql/.
+    #[arg(long, global = true, default_value = ".", env = "NETSENTINEL_PROJECT_DIR")]
+    pub project_dir: PathBuf,
+    /// Target from pipelines.yaml (default: its default_target).
+    #[arg(long, global = true)]
+    pub target: Option<String>,
+    /// Override a declared var, typed by its declaration; repeatable.
+    #[arg(long = "var", global = true, value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less logging (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole pipeline locally: generate labelled netlog with injected anomalies, ingest
+    /// it, train, detect, and summarize. Safe to rerun.
+    Demo(DemoArgs),
+    /// Generate realistic netlog with labelled injected anomalies (deterministic for a seed).
+    Generate(GenerateArgs),
+    /// Load JSONL or CSV netlog files (or - for standard input) into raw.netlog_events; bad rows
+    /// go to raw.netlog_rejects. Re-ingesting a file adds nothing.
+    Ingest(IngestArgs),
+    /// Render every step's SQL to target/compiled/<target>/ without connecting anywhere.
+    Compile(CompileArgs),
+    /// Run pipelines (all of them, in pipelines.yaml order, when none is named).
+    Run(RunArgs),
+    /// Run any statement, BigQuery ML ones included, and print the result.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GeneratorArgs {
+    /// Random seed: the same seed and options give byte-identical data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Number of subscribers.
+    #[arg(long, default_value_t = 100)]
+    pub subscribers: u32,
+    /// Stop after this many events (instead of --duration).
+    #[arg(long, conflicts_with = "duration")]
+    pub events: Option<u64>,
+    /// Span of traffic to generate, e.g. 30m, 2h.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Mean time between one subscriber's flows, e.g. 1.8s.
+    #[arg(long = "average-time-between-requests", value_parser = humantime::parse_duration, default_value = "1800ms")]
+    pub average_gap: std::time::Duration,
+    /// Probability that a subscriber-minute hosts an injected anomaly episode.
+    #[arg(long, default_value_t = GeneratorConfig::default().anomaly_rate)]
+    pub anomaly_rate: f64,
+    /// Start of the generated traffic (RFC 3339).
+    #[arg(long)]
+    pub start: Option<DateTime<Utc>>,
+}
+
+impl GeneratorArgs {
+    fn config(&self) -> anyhow::Result<GeneratorConfig> {
+        let defaults = GeneratorConfig::default();
+        let stop = match (self.events, self.duration) {
+            (Some(n), _) => StopAt::Events(n),
+            (None, Some(d)) => StopAt::Duration(chrono::Duration::from_std(d).context("--duration is too long")?),
+            (None, None) => defaults.stop,
+        };
+        let config = GeneratorConfig {
+            seed: self.seed,
+            subscribers: self.subscribers,
+            stop,
+            average_gap: self.average_gap,
+            anomaly_rate: self.anomaly_rate,
+            start: self.start.unwrap_or(defaults.start),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
+    /// Write to this file instead of standard output.
+    #[arg(long, conflicts_with = "into_warehouse")]
+    pub out: Option<PathBuf>,
+    /// Output format (default: from --out's extension, else jsonl).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Load the events straight into the target's raw.netlog_events.
+    #[arg(long)]
+    pub into_warehouse: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files to load; - reads standard input.
+    #[arg(required = true)]
+    pub files: Vec<String>,
+    /// Input format (default: from each file's extension).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Rows per committed batch.
+    #[arg(long, default_value_t = ingest::DEFAULT_BATCH_ROWS)]
+    pub batch_rows: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Output directory (default: target/compiled/<target>).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pipelines to run.
+    pub pipelines: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL to run (GoogleSQL).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub sql: Option<String>,
+    /// Read the SQL from a file.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// A loaded project with the target and vars of this invocation.
+struct Session {
+    project: Project,
+    target: String,
+    vars: Vars,
+}
+
+impl Session {
+    fn load(global: &GlobalArgs) -> anyhow::Result<Self> {
+        let project = Project::load(&global.project_dir).with_context(|| {
+            format!("loading the project in {}", global.project_dir.display())
+        })?;
+        let (target, _) = project.config.target(global.target.as_deref())?;
+        let target = target.to_string();
+        let vars = project
+            .config
+            .default_vars()
+            .with_overrides(&project.config.var_types(), &global.vars)?;
+        Ok(Session {
+            project,
+            target,
+            vars,
+        })
+    }
+
+    fn open_warehouse(&self) -> anyhow::Result<Box<dyn Warehouse>> {
+        let (name, target) = self.project.config.target(Some(&self.target))?;
+        Ok(engine::open(&self.project.root, name, target)?)
+    }
+
+    fn runner(&self) -> Runner<'_> {
+        Runner {
+            project: &self.project,
+            vars: &self.vars,
+            target: &self.target,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(args) => demo_command(&cli.global, &args),
+        Command::Generate(args) => generate_command(&cli.global, &args),
+        Command::Ingest(args) => ingest_command(&cli.global, &args),
+        Command::Compile(args) => compile_command(&cli.global, &args),
+        Command::Run(args) => run_command(&cli.global, &args),
+        Command::Query(args) => query_command(&cli.global, &args),
+    }
+}
+
+fn demo_command(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<()> {
+    let session = Session::load(global)?;
+    let config = args.generator.config()?;
+    let mut warehouse = session.open_warehouse()?;
+    let summary = demo::run_demo(
+        &session.project,
+        &session.target,
+        warehouse.as_mut(),
+        &session.vars,
+        &config,
+    )?;
+    print_demo_summary(&summary)?;
+    Ok(())
+}
+
+fn print_demo_summary(summary: &DemoSummary) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "netsentinel demo")?;
+    writeln!(
+        out,
+        "  generated   {} events -> {}",
+        summary.events_generated,
+        summary.data_file.display()
+    )?;
+    write_ingest_summary(&mut out, &summary.ingest)?;
+    for run in &summary.runs {
+        write_run_report(&mut out, run)?;
+    }
+    writeln!(
+        out,
+        "  scored      {} windows, {} anomalous",
+        summary.windows_scored, summary.anomalies
+    )?;
+    writeln!(out, "\nAnomalies by injected kind (ground truth from the generator):")?;
+    writeln!(out, "{}", output::table(&summary.by_kind))?;
+    writeln!(out, "\nTop anomalies:")?;
+    writeln!(out, "{}", output::table(&summary.top))?;
+    writeln!(out, "\nWarehouse: {}", summary.warehouse)?;
+    writeln!(
+        out,
+        "Explore it: netsentinel query \"SELECT * FROM inferenced.netlog_anomalies WHERE is_anomaly ORDER BY normalized_distance DESC LIMIT 20\""
+    )?;
+    Ok(())
+}
+
+fn write_ingest_summary(out: &mut impl Write, summary: &IngestSummary) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "  ingested    {} rows read: {} new events, {} already stored, {} rejected (see raw.netlog_rejects)",
+        summary.rows_read, summary.load.events_inserted, summary.load.events_duplicate, summary.rows_rejected
+    )
+}
+
+fn write_run_report(out: &mut impl Write, report: &RunReport) -> std::io::Result<()> {
+    let resumed = if report.resumed { " (resumed)" } else { "" };
+    writeln!(out, "  run         {} {}{resumed}", report.pipeline, report.run_id)?;
+    for step in &report.steps {
+        match &step.outcome {
+            StepOutcome::Ran {
+                duration,
+                rows_affected,
+            } => writeln!(
+                out,
+                "                {:<36} {:>8.2}s  {rows_affected} rows",
+                step.step,
+                duration.as_secs_f64()
+            )?,
+            StepOutcome::Skipped => writeln!(out, "                {:<36} skipped (done before)", step.step)?,
+        }
+    }
+    Ok(())
+}
+
+fn generate_command(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<()> {
+    let config = args.generator.config()?;
+    let events = generate::generate(&config)?;
+    if args.into_warehouse {
+        let session = Session::load(global)?;
+        let mut warehouse = session.open_warehouse()?;
+        let source = format!("generate:seed={}", config.seed);
+        let summary = ingest::ingest_events(warehouse.as_mut(), events, &source, None, ingest::DEFAULT_BATCH_ROWS)?;
+        write_ingest_summary(&mut std::io::stdout().lock(), &summary)?;
+        return Ok(());
+    }
+    let format = args
+        .format
+        .or_else(|| args.out.as_deref().and_then(Format::from_path))
+        .unwrap_or(Format::Jsonl);
+    let (writer, destination): (Box<dyn Write>, String) = match &args.out {
+        Some(path) => (
+            Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?),
+            path.display().to_string(),
+        ),
+        None => (Box::new(std::io::stdout().lock()), "standard output".into()),
+    };
+    let mut writer = BufWriter::with_capacity(1 << 20, writer);
+    let written = match format {
+        Format::Jsonl => generate::write_jsonl(events, &mut writer),
+        Format::Csv => generate::write_csv(events, &mut writer),
+    }
+    .with_context(|| format!("writing to {destination}"))?;
+    writer.flush()?;
+    tracing::info!(events = written, destination, "generated");
+    Ok(())
+}
+
+fn ingest_command(global: &GlobalArgs, args: &IngestArgs) -> anyhow::Result<()> {
+    let session = Session::load(global)?;
+    let mut warehouse = session.open_warehouse()?;
+    let summary = ingest::ingest_files(warehouse.as_mut(), &args.files, args.format, args.batch_rows)?;
+    write_ingest_summary(&mut std::io::stdout().lock(), &summary)?;
+    Ok(())
+}
+
+fn compile_command(global: &GlobalArgs, args: &CompileArgs) -> anyhow::Result<()> {
+    let session = Session::load(global)?;
+    let (name, target) = session.project.config.target(Some(&session.target))?;
+    let naming = Naming::for_target(name, target)?;
+    let out_dir = args
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| compile::compiled_dir(&session.project.root, name));
+    let written = compile::compile(&session.project, &naming, &session.vars, &out_dir)?;
+    println!(
+        "compiled {} file(s) for target `{name}` into {}",
+        written.len(),
+        display_relative(&out_dir, &session.project.root)
+    );
+    Ok(())
+}
+
+fn display_relative(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
+}
+
+fn run_command(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
+    let session = Session::load(global)?;
+    let pipelines = if args.pipelines.is_empty() {
+        session.project.pipeline_names()
+    } else {
+        args.pipelines.clone()
+    };
+    if pipelines.is_empty() {
+        bail!("pipelines.yaml defines no pipelines");
+    }
+    let mut warehouse = session.open_warehouse()?;
+    let runner = session.runner();
+    let mut out = std::io::stdout().lock();
+    for pipeline in &pipelines {
+        let report = runner.run_pipeline(warehouse.as_mut(), pipeline)?;
+        write_run_report(&mut out, &report)?;
+    }
+    Ok(())
+}
+
+fn query_command(global: &GlobalArgs, args: &QueryArgs) -> anyhow::Result<()> {
+    let sql = match (&args.sql, &args.file) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        (None, None) => bail!("give the SQL as an argument or with --file"),
+    };
+    let session = Session::load(global)?;
+    let mut warehouse = session.open_warehouse()?;
+    let result = warehouse.query(&sql)?;
+    let mut out = std::io::stdout().lock();
+    output::write(&result, args.format, &mut out)?;
+    if args.format == OutputFormat::Table && std::io::stdout().is_terminal() {
+        writeln!(out, "{} row(s)", result.rows.len())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! The `Warehouse` trait: everything the runner, ingest and CLI need from an engine. The
+//! embedded DuckDB engine implements it locally; nothing outside `engine/` knows which engine
+//! it drives.
+//!
+//! The trait is synchronous: DuckDB is in-process and blocking, and steps run one after another.
+//! Async callers (a scheduler, an HTTP ingest endpoint) drive it from `spawn_blocking`.
+
+pub mod duckdb;
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::bqml::BqmlError;
+use crate::googlesql::TranslateError;
+use crate::ingest::batch::{EventBatch, LoadOutcome};
+use crate::relation::TableRef;
+use crate::render::Naming;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot open the warehouse {location}: {message}")]
+    Open { location: String, message: String },
+    #[error("{message}\n  in statement: {statement}")]
+    Sql { statement: String, message: String },
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+    #[error(transparent)]
+    Bqml(#[from] BqmlError),
+}
+
+impl EngineError {
+    pub fn sql(statement: &str, message: impl fmt::Display) -> Self {
+        const SHOWN: usize = 400;
+        let statement = statement.trim();
+        let shown = match statement.char_indices().nth(SHOWN) {
+            Some((cut, _)) => format!("{}…", &statement[..cut]),
+            None => statement.to_string(),
+        };
+        EngineError::Sql {
+            statement: shown,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// One value of a query result, engine-independent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Timestamp(DateTime<Utc>),
+    List(Vec<Cell>),
+    Struct(Vec<(String, Cell)>),
+}
+
+impl Cell {
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Cell::Int(v) => Some(*v as f64),
+            Cell::Float(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Cell::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Cell::Null => serde_json::Value::Null,
+            Cell::Bool(b) => (*b).into(),
+            Cell::Int(i) => (*i).into(),
+            Cell::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Cell::Text(s) => s.clone().into(),
+            Cell::Timestamp(t) => t
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                .into(),
+            Cell::List(items) => items.iter().map(Cell::to_json).collect(),
+            Cell::Struct(fields) => fields
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        }
+    }
+}
+
+impl fmt::Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cell::Null => Ok(()),
+            Cell::Bool(b) => write!(f, "{b}"),
+            Cell::Int(i) => write!(f, "{i}"),
+            Cell::Float(v) => write!(f, "{v}"),
+            Cell::Text(s) => f.write_str(s),
+            Cell::Timestamp(t) => {
+                f.write_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }
+            Cell::List(_) | Cell::Struct(_) => f.write_str(&self.to_json().to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResultSet {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl ResultSet {
+    /// The first cell of the first row: for `SELECT COUNT(*)`-style questions.
+    pub fn scalar(&self) -> Option<&Cell> {
+        self.rows.first().and_then(|r| r.first())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScriptOutcome {
+    /// Rows inserted, updated or deleted by the script's statements.
+    pub rows_affected: u64,
+}
+
+pub trait Warehouse {
+    /// What and where the warehouse is, for messages ("DuckDB file .netsentinel/local.duckdb").
+    fn describe(&self) -> String;
+
+    fn naming(&self) -> &Naming;
+
+    /// Creates the logical datasets and the raw tables if missing.
+    fn ensure_datasets(&mut self) -> Result<(), EngineError>;
+
+    /// Runs a GoogleSQL script (statements separated by `;`). Engines with transactions run it
+    /// atomically: either every statement takes effect or none does.
+    fn execute_script(&mut self, sql: &str) -> Result<ScriptOutcome, EngineError>;
+
+    /// Runs one GoogleSQL statement and returns its rows (empty for statements without rows).
+    fn query(&mut self, sql: &str) -> Result<ResultSet, EngineError>;
+
+    fn relation_exists(&mut self, relation: &TableRef) -> Result<bool, EngineError>;
+
+    /// Loads validated events and rejects into the raw tables, atomically and idempotently:
+    /// events and rejects already present (same ids) are not added again.
+    fn load_events(&mut self, batch: &EventBatch) -> Result<LoadOutcome, EngineError>;
+}
+
+/// Opens the warehouse a target names.
+pub fn open(
+    project_root: &std::path::Path,
+    target_name: &str,
+    target: &crate::config::TargetConfig,
+) -> Result<Box<dyn Warehouse>, EngineError> {
+    match target {
+        crate::config::TargetConfig::Duckdb { path } => {
+            let path = if path.is_absolute() {
+                path.clone()
+            } else {
+                project_root.join(path)
+            };
+            Ok(Box::new(duckdb::DuckDbWarehouse::open(&path)?))
+        }
+        crate::config::TargetConfig::Bigquery(_) => Err(EngineError::Open {
+            location: format!("target `{target_name}`"),
+            message: "the bigquery engine is not available in this build yet; use `compile --target bigquery` to render its SQL".into(),
+        }),
+    }
+}

@@ -1,0 +1,161 @@
+//! Running pipelines: each step of a pipeline, in dependency order, rendered for the warehouse's
+//! naming and executed as one script, with its status, timing and row count recorded in
+//! `ops.step_runs`. The runner drives any `Warehouse` and never asks which engine it is.
+
+use std::time::{Duration, Instant};
+
+use crate::engine::{EngineError, Warehouse};
+use crate::project::{Materialization, Project, ProjectError, Step};
+use crate::render::{self, RenderContext, RenderError};
+use crate::state::{RunRecord, Status};
+use crate::vars::Vars;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("step {step} ({file}) failed: {source}")]
+    Step {
+        step: String,
+        file: String,
+        #[source]
+        source: EngineError,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    Ran {
+        duration: Duration,
+        rows_affected: u64,
+    },
+    /// Already done by the interrupted run this run resumes.
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    pub step: String,
+    pub outcome: StepOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    pub pipeline: String,
+    pub run_id: String,
+    pub resumed: bool,
+    pub steps: Vec<StepReport>,
+}
+
+pub struct Runner<'a> {
+    pub project: &'a Project,
+    pub vars: &'a Vars,
+    pub target: &'a str,
+}
+
+impl Runner<'_> {
+    pub fn run_pipeline(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        pipeline: &str,
+    ) -> Result<RunReport, RunError> {
+        let plan = self.project.plan(&[pipeline.to_string()])?;
+        warehouse.ensure_datasets()?;
+        let record = RunRecord::start(warehouse, pipeline, self.target)?;
+        if record.resumed {
+            tracing::info!(pipeline, run_id = %record.run_id, "resuming interrupted run");
+        } else {
+            tracing::info!(pipeline, run_id = %record.run_id, steps = plan.len(), "run started");
+        }
+        let mut steps = Vec::with_capacity(plan.len());
+        for step in plan {
+            if record.already_completed(&step.name) {
+                tracing::info!(step = %step.name, "already done by the interrupted run; skipped");
+                steps.push(StepReport {
+                    step: step.name.clone(),
+                    outcome: StepOutcome::Skipped,
+                });
+                continue;
+            }
+            match self.run_step(warehouse, &record, step) {
+                Ok(outcome) => steps.push(StepReport {
+                    step: step.name.clone(),
+                    outcome,
+                }),
+                Err(error) => {
+                    record.finish(warehouse, Status::Failed, Some(&error.to_string()))?;
+                    return Err(error);
+                }
+            }
+        }
+        record.finish(warehouse, Status::Success, None)?;
+        tracing::info!(pipeline, run_id = %record.run_id, "run finished");
+        Ok(RunReport {
+            pipeline: pipeline.to_string(),
+            run_id: record.run_id.clone(),
+            resumed: record.resumed,
+            steps,
+        })
+    }
+
+    fn run_step(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        record: &RunRecord,
+        step: &Step,
+    ) -> Result<StepOutcome, RunError> {
+        let incremental = step.config.materialized == Materialization::Incremental
+            && warehouse.relation_exists(&step.relation)?;
+        let naming = warehouse.naming().clone();
+        let context = RenderContext {
+            project: self.project,
+            naming: &naming,
+            vars: self.vars,
+            run_id: &record.run_id,
+        };
+        let rendered = render::render_step(&context, step, incremental)?;
+        record.step_started(warehouse, &step.name)?;
+        tracing::info!(step = %step.name, incremental, "step started");
+        let started = Instant::now();
+        let result = warehouse.execute_script(&rendered.script);
+        let duration = started.elapsed();
+        let duration_ms = duration.as_millis() as u64;
+        match result {
+            Ok(outcome) => {
+                record.step_finished(
+                    warehouse,
+                    &step.name,
+                    Status::Success,
+                    duration_ms,
+                    Some(outcome.rows_affected),
+                    None,
+                )?;
+                tracing::info!(step = %step.name, duration_ms, rows = outcome.rows_affected, "step finished");
+                Ok(StepOutcome::Ran {
+                    duration,
+                    rows_affected: outcome.rows_affected,
+                })
+            }
+            Err(source) => {
+                let message = source.to_string();
+                record.step_finished(
+                    warehouse,
+                    &step.name,
+                    Status::Failed,
+                    duration_ms,
+                    None,
+                    Some(&message),
+                )?;
+                Err(RunError::Step {
+                    step: step.name.clone(),
+                    file: step.file.clone(),
+                    source,
+                })
+            }
+        }
+    }
+}

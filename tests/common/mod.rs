@@ -1,0 +1,92 @@
+//! Shared helpers for the integration tests: a throwaway copy of the shipped project and a
+//! handle on the `netsentinel` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+/// A copy of the shipped project (pipelines.yaml and sql/) in a temporary directory, so tests
+/// never touch the repository's own warehouse.
+pub struct TestProject {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestProject {
+    pub fn shipped() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(root.join("pipelines.yaml"), dir.path().join("pipelines.yaml"))
+            .expect("copy pipelines.yaml");
+        copy_dir(&root.join("sql"), &dir.path().join("sql"));
+        TestProject { dir }
+    }
+
+    /// A project with the given pipelines.yaml and SQL files (path under sql/, contents).
+    pub fn custom(pipelines_yaml: &str, files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("pipelines.yaml"), pipelines_yaml).expect("write yaml");
+        for (path, text) in files {
+            let path = dir.path().join("sql").join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        TestProject { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn warehouse(&self) -> PathBuf {
+        self.path().join(".netsentinel/local.duckdb")
+    }
+
+    /// `netsentinel --project-dir <this project> ARGS…`, quiet.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::cargo_bin("netsentinel").expect("binary built");
+        command
+            .arg("--project-dir")
+            .arg(self.path())
+            .arg("-q")
+            .args(args)
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    pub fn run_ok(&self, args: &[&str]) -> String {
+        let output = self.command(args).output().expect("run netsentinel");
+        assert_success(&output, args);
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// `query --format csv`, without the header line.
+    pub fn query_csv(&self, sql: &str) -> Vec<String> {
+        let out = self.run_ok(&["query", "--format", "csv", sql]);
+        out.lines().skip(1).map(str::to_string).collect()
+    }
+}
+
+pub fn assert_success(output: &Output, args: &[&str]) {
+    assert!(
+        output.status.success(),
+        "netsentinel {args:?} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
