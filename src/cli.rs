@@ -192,9 +192,7 @@ struct Session {
 
 impl Session {
     fn load(global: &GlobalArgs) -> anyhow::Result<Self> {
-        let project = Project::load(&global.project_dir).with_context(|| {
-            format!("loading the project in {}", global.project_dir.display())
-        })?;
+        let project = Project::load(&global.project_dir)?;
         let (target, _) = project.config.target(global.target.as_deref())?;
         let target = target.to_string();
         let vars = project

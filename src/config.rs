@@ -280,8 +280,8 @@ impl ProjectConfig {
     }
 
     fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
-        let invalid = |key: String, path: &[&str], message: String| {
-            let (line, column) = locate_key(text, path);
+        let invalid = |key: String, key_path: &[&str], message: String| {
+            let (line, column) = locate_key(text, key_path);
             ConfigError::Invalid {
                 path: path.to_path_buf(),
                 key,

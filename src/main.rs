@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_chain(&error));
             ExitCode::FAILURE
         }
     }
@@ -37,4 +37,19 @@ fn init_logging(global: &cli::GlobalArgs) {
         cli::LogFormat::Pretty => builder.with_target(false).init(),
         cli::LogFormat::Json => builder.json().init(),
     }
+}
+
+/// The error and its causes on one line, skipping a cause that a message already quotes.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    message
 }

@@ -38,6 +38,11 @@ pub enum ProjectError {
         step: String,
         known: String,
     },
+    #[error(
+        "no netsentinel project in {0}: {file} not found (run from the project directory or pass --project-dir)",
+        file = config::CONFIG_FILE
+    )]
+    NotAProject(PathBuf),
     #[error("unknown pipeline `{name}`: {} defines {defined}", config::CONFIG_FILE)]
     UnknownPipeline { name: String, defined: String },
 }
@@ -100,6 +105,9 @@ pub struct Project {
 impl Project {
     pub fn load(root: &Path) -> Result<Self, ProjectError> {
         let config_path = root.join(config::CONFIG_FILE);
+        if !config_path.exists() {
+            return Err(ProjectError::NotAProject(root.to_path_buf()));
+        }
         let config_text =
             std::fs::read_to_string(&config_path).map_err(|source| ProjectError::Read {
                 path: config_path.clone(),

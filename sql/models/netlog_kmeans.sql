@@ -1,10 +1,11 @@
 -- k-means over every feature window. Runs natively on BigQuery ML; the local engine trains it
--- with the same semantics.
+-- with the same semantics. The default RANDOM initialization starts from typical windows;
+-- KMEANS++ seeds far-away points, which hands a burst of similar attacks (a port-scan wave) a
+-- cluster of its own, and their normalized distances then look normal.
 CREATE OR REPLACE MODEL {{ this }}
 OPTIONS (
   model_type = 'kmeans',
   num_clusters = {{ var("num_clusters") }},
-  kmeans_init_method = 'KMEANS++',
   standardize_features = TRUE,
   max_iterations = 50
 ) AS

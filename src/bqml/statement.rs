@@ -156,7 +156,7 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement>, BqmlError> {
     let offsets = Offsets::new(sql);
     let mut statements = Vec::new();
     let mut start: Option<(usize, u64)> = None;
-    let mut push = |from: usize, to: usize, line: u64, out: &mut Vec<Statement>| {
+    let push = |from: usize, to: usize, line: u64, out: &mut Vec<Statement>| {
         let text = sql[from..to].trim();
         if !text.is_empty() {
             out.push(Statement {
@@ -661,7 +661,7 @@ mod tests {
     fn scripts_split_on_top_level_semicolons_only() {
         let parts = split_statements("SELECT ';';\n\n-- c;\nSELECT 2 ;;").unwrap();
         let texts: Vec<_> = parts.iter().map(|s| (s.text.as_str(), s.line)).collect();
-        assert_eq!(texts, [("SELECT ';'", 1), ("-- c;\nSELECT 2", 3)]);
+        assert_eq!(texts, [("SELECT ';'", 1), ("SELECT 2", 4)]);
     }
 
     #[test]

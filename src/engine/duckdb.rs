@@ -456,6 +456,7 @@ fn to_cell(value: Value) -> Cell {
                 .collect(),
         ),
         Value::Union(inner) => to_cell(*inner),
+        other => Cell::Text(format!("{other:?}")),
     }
 }
 
@@ -526,7 +527,7 @@ fn load_batch(conn: &Connection, batch: &EventBatch) -> Result<LoadOutcome, Engi
     let now = Utc::now().naive_utc();
     let append_error = |e: duckdb::Error| EngineError::sql("append to staging", e);
     {
-        let mut appender = conn.appender_to_db("__ns_stage_events", "temp").map_err(append_error)?;
+        let mut appender = conn.appender_to_catalog_and_db("__ns_stage_events", "temp", "main").map_err(append_error)?;
         for stored in &batch.events {
             let e = &stored.event;
             appender
@@ -559,7 +560,7 @@ fn load_batch(conn: &Connection, batch: &EventBatch) -> Result<LoadOutcome, Engi
         appender.flush().map_err(append_error)?;
     }
     {
-        let mut appender = conn.appender_to_db("__ns_stage_rejects", "temp").map_err(append_error)?;
+        let mut appender = conn.appender_to_catalog_and_db("__ns_stage_rejects", "temp", "main").map_err(append_error)?;
         for reject in &batch.rejects {
             appender
                 .append_row(params![
