@@ -14,9 +14,8 @@ fn warehouse() -> DuckDbWarehouse {
 /// [1/√5, 1/√5, 1, 1, 3/√5, 3/√5].
 fn train_two_clusters(wh: &mut DuckDbWarehouse) {
     wh.execute_script(
-        "CREATE TABLE features.points AS
-         SELECT * FROM UNNEST([STRUCT(0.0 AS x, TRUE AS seed), STRUCT(2.0 AS x, FALSE AS seed), STRUCT(10.0 AS x, TRUE AS seed),
-                               STRUCT(12.0 AS x, FALSE AS seed), STRUCT(14.0 AS x, FALSE AS seed), STRUCT(16.0 AS x, FALSE AS seed)]);
+        "CREATE TABLE features.points (x FLOAT64, seed BOOL);
+         INSERT INTO features.points (x, seed) VALUES (0.0, TRUE), (2.0, FALSE), (10.0, TRUE), (12.0, FALSE), (14.0, FALSE), (16.0, FALSE);
          CREATE MODEL models.two OPTIONS(model_type='kmeans', num_clusters=2, kmeans_init_method='CUSTOM',
            kmeans_init_col='seed', standardize_features=FALSE) AS SELECT x, seed FROM features.points",
     )
@@ -76,21 +75,25 @@ fn detect_anomalies_uses_the_training_quantile_and_a_strict_threshold() {
 #[test]
 fn sql_scoring_matches_the_rust_model_on_mixed_features() {
     let mut wh = warehouse();
-    wh.execute_script(
-        "CREATE TABLE features.mixed AS
-         SELECT IF(MOD(i, 17) = 0, NULL, SIN(i) * 10 + MOD(i, 3) * 20) AS a,
-                CAST(MOD(i * 7, 11) AS INT64) AS b,
-                CASE MOD(i, 5) WHEN 0 THEN NULL WHEN 1 THEN 'x' WHEN 2 THEN 'y' ELSE 'z' END AS c,
-                MOD(i, 2) = 0 AS d
-         FROM UNNEST(GENERATE_ARRAY(1, 300)) AS i;
+    let rows: Vec<String> = (1..=300)
+        .map(|i: i64| {
+            let a = if i % 17 == 0 { "NULL".to_string() } else { format!("{}", (i as f64).sin() * 10.0 + (i % 3) as f64 * 20.0) };
+            let c = match i % 5 { 0 => "NULL", 1 => "'x'", 2 => "'y'", _ => "'z'" };
+            format!("({i}, {a}, {}, {c}, {})", (i * 7) % 11, i % 2 == 0)
+        })
+        .collect();
+    wh.execute_script(&format!(
+        "CREATE TABLE features.mixed (id INT64, a FLOAT64, b INT64, c STRING, d BOOL);
+         INSERT INTO features.mixed (id, a, b, c, d) VALUES {};
          CREATE MODEL models.mixed OPTIONS(model_type='kmeans', num_clusters=3, kmeans_init_method='KMEANS++')
-         AS SELECT a, b, c, d FROM features.mixed",
-    )
+         AS SELECT a, b, c, d FROM features.mixed ORDER BY id",
+        rows.join(", ")
+    ))
     .expect("train");
     let scored = wh
         .query(
             "SELECT normalized_distance, centroid_id, a, b, c, d FROM ML.DETECT_ANOMALIES(MODEL `models.mixed`,
-               STRUCT(0.05 AS contamination), TABLE features.mixed)",
+               STRUCT(0.05 AS contamination), TABLE features.mixed) ORDER BY id",
         )
         .expect("detect");
     assert_eq!(scored.rows.len(), 300);
@@ -110,7 +113,7 @@ fn sql_scoring_matches_the_rust_model_on_mixed_features() {
         init: kmeans::InitMethod::KMeansPlusPlus,
         ..KMeansOptions::default()
     };
-    // Row order of the scored output is the training order, which is what the model saw.
+    // Ordered by id, the scored rows are the training rows in the order the model saw them.
     let model = kmeans::train(&columns, &options).unwrap();
     let matrix = model.preprocessor.transform(&columns).unwrap();
     for (i, row) in matrix.chunks(model.dims()).enumerate() {
@@ -157,4 +160,23 @@ fn models_survive_a_restart_and_errors_say_what_to_do() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("is a table"), "{err}");
+}
+
+#[test]
+fn training_columns_that_start_with_nulls_keep_every_row() {
+    let mut wh = warehouse();
+    wh.execute_script(
+        "CREATE TABLE features.gaps (x FLOAT64, y FLOAT64);
+         INSERT INTO features.gaps (x, y) VALUES (NULL, 1.0), (NULL, 2.0), (3.0, 30.0), (5.0, 40.0);
+         CREATE MODEL models.gaps OPTIONS(model_type='kmeans', num_clusters=2) AS SELECT x, y FROM features.gaps",
+    )
+    .expect("train with leading NULLs");
+    let rows = wh
+        .query("SELECT COUNT(*) FROM ML.DETECT_ANOMALIES(MODEL models.gaps, STRUCT(0.1 AS contamination), TABLE features.gaps)")
+        .unwrap();
+    assert_eq!(rows.scalar(), Some(&Cell::Int(4)));
+    let stats = wh
+        .query("SELECT mean, null_count FROM models.__model_features WHERE model_name = 'models.gaps' AND feature = 'x'")
+        .unwrap();
+    assert_eq!(stats.rows, [vec![Cell::Float(4.0), Cell::Int(2)]], "the mean imputes the 2 NULLs");
 }

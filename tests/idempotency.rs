@@ -23,7 +23,11 @@ fn snapshot(project: &TestProject) -> Vec<Vec<String>> {
 }
 
 fn last_run_succeeded(project: &TestProject, pipeline: &str) -> bool {
-    if !project.warehouse().exists() {
+    let has_runs = project.warehouse().exists()
+        && project.query_csv(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'ops' AND table_name = 'runs'",
+        ) == ["1"];
+    if !has_runs {
         return false;
     }
     let status = project.query_csv(&format!(

@@ -240,24 +240,17 @@ impl DuckDbWarehouse {
         let mut statement = self.conn.prepare(query).map_err(|e| EngineError::sql(query, e))?;
         let mut rows = statement.query([]).map_err(|e| EngineError::sql(query, e))?;
         let stmt = rows.as_ref().ok_or_else(|| EngineError::sql(query, "no result"))?;
-        let names = stmt.column_names();
-        let mut columns: Vec<(String, Option<ColumnData>)> = names.into_iter().map(|n| (n, None)).collect();
+        let mut columns: Vec<FeatureColumn> = stmt.column_names().into_iter().map(FeatureColumn::new).collect();
         while let Some(row) = rows.next().map_err(|e| EngineError::sql(query, e))? {
-            for (i, (name, data)) in columns.iter_mut().enumerate() {
+            for (i, column) in columns.iter_mut().enumerate() {
                 let value: Value = row.get(i).map_err(|e| EngineError::sql(query, e))?;
-                push_feature_value(data, name, value).map_err(|message| BqmlError::Option {
+                column.push(value).map_err(|message| BqmlError::Option {
                     model: model.to_string(),
                     message,
                 })?;
             }
         }
-        Ok(columns
-            .into_iter()
-            .map(|(name, data)| InputColumn {
-                name,
-                data: data.unwrap_or(ColumnData::Numeric(Vec::new())),
-            })
-            .collect())
+        Ok(columns.into_iter().map(FeatureColumn::finish).collect())
     }
 
     fn table_exists(&self, relation: &TableRef) -> Result<bool, EngineError> {
@@ -339,55 +332,91 @@ fn returns_rows(sql: &str) -> bool {
     )
 }
 
-fn push_feature_value(data: &mut Option<ColumnData>, name: &str, value: Value) -> Result<(), String> {
-    let numeric = match &value {
-        Value::Null => None,
-        Value::TinyInt(v) => Some(*v as f64),
-        Value::SmallInt(v) => Some(*v as f64),
-        Value::Int(v) => Some(*v as f64),
-        Value::BigInt(v) => Some(*v as f64),
-        Value::HugeInt(v) => Some(*v as f64),
-        Value::UTinyInt(v) => Some(*v as f64),
-        Value::USmallInt(v) => Some(*v as f64),
-        Value::UInt(v) => Some(*v as f64),
-        Value::UBigInt(v) => Some(*v as f64),
-        Value::Float(v) => Some(*v as f64),
-        Value::Double(v) => Some(*v),
-        Value::Decimal(d) => Some(decimal_to_f64(*d)),
-        _ => None,
-    };
-    let text = match &value {
-        Value::Text(s) => Some(s.clone()),
+/// A training column being read: its type is known from its first non-NULL value.
+struct FeatureColumn {
+    name: String,
+    leading_nulls: usize,
+    data: Option<ColumnData>,
+}
+
+impl FeatureColumn {
+    fn new(name: String) -> Self {
+        FeatureColumn {
+            name,
+            leading_nulls: 0,
+            data: None,
+        }
+    }
+
+    fn push(&mut self, value: Value) -> Result<(), String> {
+        if matches!(value, Value::Null) {
+            match &mut self.data {
+                None => self.leading_nulls += 1,
+                Some(ColumnData::Numeric(values)) => values.push(None),
+                Some(ColumnData::Categorical(values)) => values.push(None),
+            }
+            return Ok(());
+        }
+        let unsupported = || {
+            format!(
+                "column `{}` has a type k-means cannot use ({}): features must be numeric, STRING or BOOL; drop it or convert it in the training query",
+                self.name,
+                value_type_name(&value)
+            )
+        };
+        let nulls = self.leading_nulls;
+        match (&mut self.data, numeric_value(&value), text_value(&value)) {
+            (None, Some(n), _) => {
+                let mut values = vec![None; nulls];
+                values.push(Some(n));
+                self.data = Some(ColumnData::Numeric(values));
+            }
+            (None, None, Some(t)) => {
+                let mut values = vec![None; nulls];
+                values.push(Some(t));
+                self.data = Some(ColumnData::Categorical(values));
+            }
+            (Some(ColumnData::Numeric(values)), Some(n), _) => values.push(Some(n)),
+            (Some(ColumnData::Categorical(values)), _, Some(t)) => values.push(Some(t)),
+            _ => return Err(unsupported()),
+        }
+        Ok(())
+    }
+
+    /// A column that was NULL throughout stays numeric; k-means then reports it by name.
+    fn finish(self) -> InputColumn {
+        InputColumn {
+            data: self
+                .data
+                .unwrap_or_else(|| ColumnData::Numeric(vec![None; self.leading_nulls])),
+            name: self.name,
+        }
+    }
+}
+
+fn numeric_value(value: &Value) -> Option<f64> {
+    Some(match value {
+        Value::TinyInt(v) => *v as f64,
+        Value::SmallInt(v) => *v as f64,
+        Value::Int(v) => *v as f64,
+        Value::BigInt(v) => *v as f64,
+        Value::HugeInt(v) => *v as f64,
+        Value::UTinyInt(v) => *v as f64,
+        Value::USmallInt(v) => *v as f64,
+        Value::UInt(v) => *v as f64,
+        Value::UBigInt(v) => *v as f64,
+        Value::Float(v) => *v as f64,
+        Value::Double(v) => *v,
+        Value::Decimal(d) => decimal_to_f64(*d),
+        _ => return None,
+    })
+}
+
+fn text_value(value: &Value) -> Option<String> {
+    match value {
+        Value::Text(s) | Value::Enum(s) => Some(s.clone()),
         Value::Boolean(b) => Some(b.to_string()),
-        Value::Enum(s) => Some(s.clone()),
         _ => None,
-    };
-    let unsupported = || {
-        format!(
-            "column `{name}` has a type k-means cannot use ({}): features must be numeric, STRING or BOOL; drop it or convert it in the training query",
-            value_type_name(&value)
-        )
-    };
-    match data {
-        None if matches!(value, Value::Null) => Ok(()),
-        None if numeric.is_some() => {
-            *data = Some(ColumnData::Numeric(vec![numeric]));
-            Ok(())
-        }
-        None if text.is_some() => {
-            *data = Some(ColumnData::Categorical(vec![text]));
-            Ok(())
-        }
-        None => Err(unsupported()),
-        Some(ColumnData::Numeric(values)) if matches!(value, Value::Null) || numeric.is_some() => {
-            values.push(numeric);
-            Ok(())
-        }
-        Some(ColumnData::Categorical(values)) if matches!(value, Value::Null) || text.is_some() => {
-            values.push(text);
-            Ok(())
-        }
-        Some(_) => Err(unsupported()),
     }
 }
 
