@@ -113,8 +113,10 @@ fn sql_scoring_matches_the_rust_model_on_mixed_features() {
         init: kmeans::InitMethod::KMeansPlusPlus,
         ..KMeansOptions::default()
     };
-    // Ordered by id, the scored rows are the training rows in the order the model saw them.
-    let model = kmeans::train(&columns, &options).unwrap();
+    // Training sees the rows in canonical order; scoring is per row, in any order.
+    let mut training = columns.clone();
+    netsentinel::bqml::canonical_row_order(&mut training, None);
+    let model = kmeans::train(&training, &options).unwrap();
     let matrix = model.preprocessor.transform(&columns).unwrap();
     for (i, row) in matrix.chunks(model.dims()).enumerate() {
         let (centroid, distance) = model.nearest(row);

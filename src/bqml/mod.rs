@@ -7,7 +7,9 @@ pub mod scoring;
 pub mod statement;
 pub mod store;
 
-use kmeans::{DistanceType, InitMethod, KMeansError, KMeansOptions};
+use std::cmp::Ordering;
+
+use kmeans::{ColumnData, DistanceType, InitMethod, InputColumn, KMeansError, KMeansOptions};
 use statement::{CreateModel, OptionValue};
 
 #[derive(Debug, thiserror::Error)]
@@ -150,10 +152,64 @@ pub fn model_spec(create: &CreateModel) -> Result<ModelSpec, BqmlError> {
     })
 }
 
+/// Puts training rows in a canonical order (by their values, column by column). Initialization
+/// picks rows by position, and a table's physical row order depends on how it was written, so
+/// without this the same data could train different models. Local choice: BigQuery makes no
+/// promise either way, and reruns here must be reproducible. `flags` (CUSTOM init) move with
+/// their rows.
+pub fn canonical_row_order(columns: &mut [InputColumn], flags: Option<&mut Vec<bool>>) {
+    let rows = columns.first().map_or(0, |c| c.data.len());
+    let mut order: Vec<usize> = (0..rows).collect();
+    order.sort_by(|&a, &b| {
+        columns
+            .iter()
+            .map(|c| compare_cells(&c.data, a, b))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    });
+    for column in columns.iter_mut() {
+        column.data = match &column.data {
+            ColumnData::Numeric(v) => ColumnData::Numeric(order.iter().map(|&i| v[i]).collect()),
+            ColumnData::Categorical(v) => {
+                ColumnData::Categorical(order.iter().map(|&i| v[i].clone()).collect())
+            }
+        };
+    }
+    if let Some(flags) = flags {
+        *flags = order.iter().map(|&i| flags[i]).collect();
+    }
+}
+
+fn compare_cells(data: &ColumnData, a: usize, b: usize) -> Ordering {
+    match data {
+        ColumnData::Numeric(v) => match (v[a], v[b]) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (x, y) => x.is_some().cmp(&y.is_some()),
+        },
+        ColumnData::Categorical(v) => v[a].cmp(&v[b]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use statement::{Recognized, recognize};
+
+    #[test]
+    fn canonical_order_ignores_the_order_rows_arrive_in() {
+        let mut a = vec![
+            InputColumn::numeric("x", vec![Some(3.0), None, Some(1.0), Some(1.0)]),
+            InputColumn::categorical("c", vec![Some("b".into()), Some("a".into()), Some("z".into()), Some("y".into())]),
+        ];
+        let mut flags = vec![true, false, false, true];
+        canonical_row_order(&mut a, Some(&mut flags));
+        assert_eq!(a[0].data, ColumnData::Numeric(vec![None, Some(1.0), Some(1.0), Some(3.0)]));
+        assert_eq!(
+            a[1].data,
+            ColumnData::Categorical(vec![Some("a".into()), Some("y".into()), Some("z".into()), Some("b".into())])
+        );
+        assert_eq!(flags, [false, true, false, true]);
+    }
 
     fn spec(options: &str) -> Result<ModelSpec, BqmlError> {
         let sql = format!("CREATE MODEL models.m OPTIONS({options}) AS SELECT 1 AS x");

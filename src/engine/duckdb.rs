@@ -202,28 +202,13 @@ impl DuckDbWarehouse {
         let mut spec = bqml::model_spec(create)?;
         let query = self.translate_query(&create.query, 0)?;
         let mut columns = self.training_columns(&query, &name)?;
-        if let Some(init_column) = &spec.init_column {
-            let position = columns
-                .iter()
-                .position(|c| c.name.eq_ignore_ascii_case(init_column))
-                .ok_or_else(|| BqmlError::Option {
-                    model: name.clone(),
-                    message: format!("kmeans_init_col '{init_column}' is not a column of the training query"),
-                })?;
-            let flags = match columns.remove(position).data {
-                ColumnData::Categorical(values) => values
-                    .into_iter()
-                    .map(|v| v.as_deref() == Some("true"))
-                    .collect(),
-                ColumnData::Numeric(_) => {
-                    return Err(BqmlError::Option {
-                        model: name,
-                        message: format!("kmeans_init_col '{init_column}' must be a BOOL column"),
-                    }
-                    .into());
-                }
-            };
-            spec.options.init = InitMethod::Custom { selected_rows: flags };
+        let mut init_flags = match &spec.init_column {
+            Some(init_column) => Some(take_init_flags(&mut columns, init_column, &name)?),
+            None => None,
+        };
+        bqml::canonical_row_order(&mut columns, init_flags.as_mut());
+        if let Some(selected_rows) = init_flags {
+            spec.options.init = InitMethod::Custom { selected_rows };
         }
         let trained = kmeans::train(&columns, &spec.options).map_err(|source| BqmlError::Training {
             model: name.clone(),
@@ -306,6 +291,26 @@ impl DuckDbWarehouse {
                 Err(e)
             }
         }
+    }
+}
+
+/// Removes the CUSTOM init column (a BOOL, not a feature) from the training columns.
+fn take_init_flags(
+    columns: &mut Vec<InputColumn>,
+    init_column: &str,
+    model: &str,
+) -> Result<Vec<bool>, BqmlError> {
+    let option_error = |message: String| BqmlError::Option {
+        model: model.to_string(),
+        message,
+    };
+    let position = columns
+        .iter()
+        .position(|c| c.name.eq_ignore_ascii_case(init_column))
+        .ok_or_else(|| option_error(format!("kmeans_init_col '{init_column}' is not a column of the training query")))?;
+    match columns.remove(position).data {
+        ColumnData::Categorical(values) => Ok(values.into_iter().map(|v| v.as_deref() == Some("true")).collect()),
+        ColumnData::Numeric(_) => Err(option_error(format!("kmeans_init_col '{init_column}' must be a BOOL column"))),
     }
 }
 
