@@ -22,7 +22,6 @@ pub const PASS_THROUGH_FUNCTIONS: &[&str] = &[
     "AVG",
     "CORR",
     "COUNT",
-    "COUNTIF",
     "COVAR_POP",
     "COVAR_SAMP",
     "MAX",
@@ -82,6 +81,8 @@ pub const PASS_THROUGH_FUNCTIONS: &[&str] = &[
 /// Same meaning, other name in DuckDB.
 const RENAMED: &[(&str, &str)] = &[
     ("ARRAY_LENGTH", "len"),
+    ("IS_INF", "isinf"),
+    ("IS_NAN", "isnan"),
     ("LOGICAL_AND", "bool_and"),
     ("LOGICAL_OR", "bool_or"),
     ("REGEXP_CONTAINS", "regexp_matches"),
@@ -92,6 +93,7 @@ const RENAMED: &[(&str, &str)] = &[
 pub const REWRITTEN_FUNCTIONS: &[&str] = &[
     "APPROX_QUANTILES",
     "ARRAY_AGG",
+    "COUNTIF",
     "ARRAY_LENGTH",
     "CONCAT",
     "CURRENT_DATE",
@@ -106,6 +108,8 @@ pub const REWRITTEN_FUNCTIONS: &[&str] = &[
     "GENERATE_UUID",
     "GREATEST",
     "IEEE_DIVIDE",
+    "IS_INF",
+    "IS_NAN",
     "LEAST",
     "LOG",
     "LOGICAL_AND",
@@ -207,6 +211,15 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
         f.name = ObjectName::from(vec![Ident::new(duck)]);
         return Ok(None);
     }
+    if name == "COUNTIF" {
+        // DuckDB's count_if is NULL when every input is NULL; BigQuery's COUNTIF is then 0.
+        check_clauses(rw, f, &name)?;
+        f.name = ObjectName::from(vec![Ident::new("count_if")]);
+        return Ok(Some(function(
+            "COALESCE",
+            vec![Expr::Function(f.clone()), number(0)],
+        )));
+    }
     if PASS_THROUGH_FUNCTIONS.contains(&name.as_str()) {
         check_clauses(rw, f, &name)?;
         return Ok(None);
@@ -231,11 +244,12 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
             "only aggregate functions take OVER or an inline WHERE",
         ));
     }
-    let args = plain_args(rw, f, &name)?;
+    let mut args = plain_args(rw, f, &name)?;
+    let count = args.len();
     let arity = |min: usize, max: usize| {
-        if args.len() < min || args.len() > max {
+        if count < min || count > max {
             Err(rw.unsupported(
-                format!("{name} with {} argument(s)", args.len()),
+                format!("{name} with {count} argument(s)"),
                 span,
                 if min == max {
                     format!("{name} takes {min}")
@@ -247,8 +261,15 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
             Ok(())
         }
     };
-    let mut a = args.clone().into_iter();
-    let mut next = || a.next().unwrap_or_else(null);
+    // Arguments are moved out in order; the ones still needed by reference (date parts, zones)
+    // come after the moved ones.
+    let mut taken = 0;
+    let mut next = |args: &mut Vec<Expr>| {
+        taken += 1;
+        args.get_mut(taken - 1)
+            .map(|e| std::mem::replace(e, null()))
+            .unwrap_or_else(null)
+    };
     Ok(Some(match name.as_str() {
         "CONCAT" => {
             arity(1, usize::MAX)?;
@@ -267,33 +288,41 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
         }
         "LOG" => {
             arity(1, 2)?;
-            let x = function("ln", vec![next()]);
+            let x = function("ln", vec![next(&mut args)]);
             if args.len() == 1 {
                 x
             } else {
-                binop(x, BinaryOperator::Divide, function("ln", vec![next()]))
+                binop(
+                    x,
+                    BinaryOperator::Divide,
+                    function("ln", vec![next(&mut args)]),
+                )
             }
         }
         "DIV" => {
             arity(2, 2)?;
-            binop(next(), BinaryOperator::DuckIntegerDivide, next())
+            binop(
+                next(&mut args),
+                BinaryOperator::DuckIntegerDivide,
+                next(&mut args),
+            )
         }
         "SAFE_DIVIDE" => {
             arity(2, 2)?;
-            let x = next();
+            let x = next(&mut args);
             binop(
                 x,
                 BinaryOperator::Divide,
-                function("nullif", vec![next(), number(0)]),
+                function("nullif", vec![next(&mut args), number(0)]),
             )
         }
         "IEEE_DIVIDE" => {
             arity(2, 2)?;
             let double = || DataType::Double(ExactNumberInfo::None);
             binop(
-                cast(next(), double()),
+                cast(next(&mut args), double()),
                 BinaryOperator::Divide,
-                cast(next(), double()),
+                cast(next(&mut args), double()),
             )
         }
         "FORMAT" => {
@@ -335,7 +364,7 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
                     ));
                 }
             };
-            let (s, re) = (next(), next());
+            let (s, re) = (next(&mut args), next(&mut args));
             Expr::CompoundFieldAccess {
                 root: Box::new(function("regexp_extract_all", vec![s, re, number(group)])),
                 access_chain: vec![AccessExpr::Subscript(Subscript::Index { index: number(1) })],
@@ -362,11 +391,11 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
         "DATE" => {
             arity(1, 3)?;
             match args.len() {
-                1 => cast(next(), DataType::Date),
+                1 => cast(next(&mut args), DataType::Date),
                 3 => function("make_date", args),
                 _ => {
                     utc_only(rw, &args[1])?;
-                    cast(next(), DataType::Date)
+                    cast(next(&mut args), DataType::Date)
                 }
             }
         }
@@ -377,13 +406,13 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
             }
             // Through TIMESTAMPTZ so that a UTC offset in a string is applied.
             cast(
-                cast(next(), DataType::Timestamp(None, TimezoneInfo::Tz)),
+                cast(next(&mut args), DataType::Timestamp(None, TimezoneInfo::Tz)),
                 timestamp(),
             )
         }
         "TIMESTAMP_DIFF" => {
             arity(3, 3)?;
-            let (a, b) = (next(), next());
+            let (a, b) = (next(&mut args), next(&mut args));
             let unit = match part(rw, &args[2])?.as_str() {
                 "MICROSECOND" => 1,
                 "MILLISECOND" => 1_000,
@@ -407,7 +436,7 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
         }
         "DATE_DIFF" => {
             arity(3, 3)?;
-            let (a, b) = (next(), next());
+            let (a, b) = (next(&mut args), next(&mut args));
             let p = part(rw, &args[2])?;
             match p.as_str() {
                 "DAY" | "MONTH" | "QUARTER" | "YEAR" => {
@@ -456,7 +485,7 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
             if args.len() == 3 {
                 utc_only(rw, &args[2])?;
             }
-            let x = next();
+            let x = next(&mut args);
             let p = part(rw, &args[1])?;
             let truncated = match p.as_str() {
                 "MICROSECOND" | "MILLISECOND" | "SECOND" | "MINUTE" | "HOUR"
@@ -498,8 +527,8 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
         }
         "TIMESTAMP_ADD" | "TIMESTAMP_SUB" | "DATE_ADD" | "DATE_SUB" => {
             arity(2, 2)?;
-            let x = next();
-            let interval = next();
+            let x = next(&mut args);
+            let interval = next(&mut args);
             let is_date = name.starts_with("DATE");
             let allowed: &[DateTimeField] = if is_date {
                 &[
@@ -553,7 +582,7 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
         }
         "TIMESTAMP_SECONDS" | "TIMESTAMP_MILLIS" | "TIMESTAMP_MICROS" => {
             arity(1, 1)?;
-            let n = cast(next(), DataType::BigInt(None));
+            let n = cast(next(&mut args), DataType::BigInt(None));
             let micros = match name.as_str() {
                 "TIMESTAMP_SECONDS" => binop(n, BinaryOperator::Multiply, number(1_000_000)),
                 "TIMESTAMP_MILLIS" => binop(n, BinaryOperator::Multiply, number(1_000)),
@@ -563,7 +592,7 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
         }
         "UNIX_SECONDS" | "UNIX_MILLIS" | "UNIX_MICROS" => {
             arity(1, 1)?;
-            let micros = function("epoch_us", vec![next()]);
+            let micros = function("epoch_us", vec![next(&mut args)]);
             // BigQuery rounds down to the whole second/millisecond, also before 1970.
             match name.as_str() {
                 "UNIX_SECONDS" => function("ns_floor_div", vec![micros, number(1_000_000)]),
@@ -580,7 +609,8 @@ pub(crate) fn rewrite(rw: &Rewriter, f: &mut Function) -> Result<Option<Expr>, T
             if let Some(zone) = args.first() {
                 utc_only(rw, zone)?;
             }
-            bare("current_date")
+            // DuckDB's current_date needs the ICU extension, which the bundled build lacks.
+            cast(cast(bare("current_timestamp"), timestamp()), DataType::Date)
         }
         "GENERATE_UUID" => {
             arity(0, 0)?;

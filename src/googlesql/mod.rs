@@ -42,7 +42,7 @@
 //! | `UNIX_SECONDS/MILLIS(ts)` | `ns_floor_div(epoch_us(ts), 1000000)` … | BigQuery rounds down (toward −∞); integer `//` truncates |
 //! | `UNIX_MICROS(ts)` | `epoch_us(ts)` | |
 //! | `CURRENT_TIMESTAMP()` | `CAST(current_timestamp AS TIMESTAMP)` | UTC wall time; DuckDB's is `TIMESTAMPTZ` |
-//! | `CURRENT_DATE()` | `current_date` | UTC without ICU |
+//! | `CURRENT_DATE()` | `CAST(CAST(current_timestamp AS TIMESTAMP) AS DATE)` | UTC; DuckDB's `current_date` needs ICU |
 //! | `GENERATE_UUID()` | `CAST(gen_random_uuid() AS VARCHAR)` | BigQuery returns STRING |
 //! | `EXTRACT(DAYOFWEEK FROM x)` | `(EXTRACT(DOW FROM x) + 1)` | BigQuery: Sunday = 1; DuckDB: Sunday = 0 |
 //! | `EXTRACT(WEEK[(SUNDAY/MONDAY)] FROM x)` | `CAST(strftime(x, '%U'/'%W') AS BIGINT)` | DuckDB's `WEEK` is ISO |
@@ -69,7 +69,7 @@
 //! | `FORMAT('%d…', …)` | `printf('%d…', …)` | only `%d %i %o %x %X %f %F %e %E %g %G %s %%` with flags `-+ #0`, width, precision; DuckDB's `format` uses `{}` |
 //! | `CONCAT(a, b, …)` | `(a \|\| b \|\| …)` | BigQuery returns NULL if any argument is NULL; DuckDB's `concat` skips NULLs |
 //! | `GREATEST/LEAST(a, …)` | `CASE WHEN a IS NULL OR … THEN NULL ELSE greatest(a, …) END` | BigQuery returns NULL if any argument is NULL; DuckDB skips NULLs |
-//! | `LOGICAL_OR/AND` | `bool_or/bool_and` | |
+//! | `LOGICAL_OR/AND`, `IS_NAN`, `IS_INF` | `bool_or/bool_and`, `isnan`, `isinf` | other names |
 //! | `SPLIT(s)` | `split(s, ',')` | BigQuery's default delimiter |
 //! | `SUBSTR(s, p[, n])` | `ns_substr(s, p[, n])` | BigQuery starts at 1 for p = 0 or p < −len, and errors on n < 0 |
 //! | `DATE(ts)`, `DATE(y, m, d)` | `CAST(ts AS DATE)`, `make_date(y, m, d)` | |
@@ -80,11 +80,19 @@
 //! | functions in [`PASS_THROUGH_FUNCTIONS`] | unchanged | checked to mean the same in DuckDB |
 //! | any other function, `SAFE.` prefix, `DECLARE`, `EXPORT DATA`, `CREATE FUNCTION`, scripting, `SELECT AS STRUCT`, `UNNEST … WITH OFFSET`, `FOR SYSTEM_TIME`, `ARRAY<T>[…]` | [`TranslateError::Unsupported`] | never passed through unverified |
 //!
-//! Known divergences that remain: BigQuery raises an error where DuckDB returns a value for `x / 0`
-//! (±inf/NaN), `arr[OFFSET(n)]` out of range (NULL) and `ARRAY_AGG` results containing NULL;
-//! `FORMAT` with a NULL argument returns NULL (BigQuery prints `NULL`); `%x`/`%o` of negative
-//! numbers; `CAST(ts AS STRING)` has no `+00` suffix; `APPROX_*` functions are exact or use
-//! DuckDB's own sketches.
+//! Known divergences that remain (none changes a result silently in the shipped SQL):
+//! - BigQuery raises an error where DuckDB returns a value: `x / 0` (±inf/NaN), `arr[OFFSET(n)]`
+//!   out of range (NULL), an `ARRAY_AGG` result containing NULL.
+//! - Decimal literals (`1.5`) are FLOAT64 in BigQuery and exact DECIMAL in DuckDB.
+//! - `FORMAT` with a NULL argument returns NULL (BigQuery prints `NULL`); `%x`/`%o` of negative
+//!   numbers may differ.
+//! - `CAST(ts AS STRING)` has no `+00` suffix; `CAST(s AS TIMESTAMP)` ignores a UTC offset in a
+//!   run-time string (literals and `TIMESTAMP(s)` apply it).
+//! - `FROM UNNEST(array_of_structs)` without an alias does not expand the struct fields into
+//!   columns (DuckDB reports the missing column; alias it and use `alias.field`).
+//! - `APPROX_*` functions are exact (`APPROX_QUANTILES`) or use DuckDB's own sketch
+//!   (`APPROX_COUNT_DISTINCT`).
+//! - `ANY_VALUE` and other nondeterministic choices may pick other rows than BigQuery.
 
 mod functions;
 mod prelude;

@@ -231,7 +231,11 @@ impl Rewriter {
             }
             TableFactor::Derived { .. } | TableFactor::NestedJoin { .. } => Ok(()),
             other => Err(self.unsupported(
-                first_words(&other.to_string(), 1),
+                match other {
+                    TableFactor::Pivot { .. } => "PIVOT",
+                    TableFactor::Unpivot { .. } => "UNPIVOT",
+                    _ => "this FROM item",
+                },
                 Span::empty(),
                 "use a table, a subquery or UNNEST in FROM",
             )),
@@ -239,7 +243,8 @@ impl Rewriter {
     }
 
     /// Rewrites before the children are visited: array subscripts (so `OFFSET(n)` is never seen
-    /// as a function call) and `AT TIME ZONE 'UTC'` inside EXTRACT.
+    /// as a function call), date-part arguments, backtick paths (before their identifiers lose
+    /// the backticks) and `AT TIME ZONE 'UTC'` inside EXTRACT.
     fn pre_expr(&self, expr: &mut Expr) -> Result<(), TranslateError> {
         match expr {
             Expr::CompoundFieldAccess { access_chain, .. } => {
@@ -250,7 +255,6 @@ impl Rewriter {
                 }
             }
             Expr::Function(f) => functions::pre_rewrite(f),
-            // `` `t.col` `` is a path; split it before its identifiers lose their backticks.
             Expr::Identifier(id) if id.quote_style == Some('`') && id.value.contains('.') => {
                 *expr = Expr::CompoundIdentifier(split_backticked(id));
             }
