@@ -35,7 +35,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Project directory: holds pipelines.yaml and sql/.
-    #[arg(long, global = true, default_value = ".", env = "NETSENTINEL_PROJECT_DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = ".",
+        env = "NETSENTINEL_PROJECT_DIR"
+    )]
     pub project_dir: PathBuf,
     /// Target from pipelines.yaml (default: its default_target).
     #[arg(long, global = true)]
@@ -108,7 +113,9 @@ impl GeneratorArgs {
         let defaults = GeneratorConfig::default();
         let stop = match (self.events, self.duration) {
             (Some(n), _) => StopAt::Events(n),
-            (None, Some(d)) => StopAt::Duration(chrono::Duration::from_std(d).context("--duration is too long")?),
+            (None, Some(d)) => {
+                StopAt::Duration(chrono::Duration::from_std(d).context("--duration is too long")?)
+            }
             (None, None) => defaults.stop,
         };
         let config = GeneratorConfig {
@@ -264,7 +271,10 @@ fn print_demo_summary(summary: &DemoSummary) -> anyhow::Result<()> {
         "  scored      {} windows, {} anomalous",
         summary.windows_scored, summary.anomalies
     )?;
-    writeln!(out, "\nAnomalies by injected kind (ground truth from the generator):")?;
+    writeln!(
+        out,
+        "\nAnomalies by injected kind (ground truth from the generator):"
+    )?;
     writeln!(out, "{}", output::table(&summary.by_kind))?;
     writeln!(out, "\nTop anomalies:")?;
     writeln!(out, "{}", output::table(&summary.top))?;
@@ -280,13 +290,20 @@ fn write_ingest_summary(out: &mut impl Write, summary: &IngestSummary) -> std::i
     writeln!(
         out,
         "  ingested    {} rows read: {} new events, {} already stored, {} rejected (see raw.netlog_rejects)",
-        summary.rows_read, summary.load.events_inserted, summary.load.events_duplicate, summary.rows_rejected
+        summary.rows_read,
+        summary.load.events_inserted,
+        summary.load.events_duplicate,
+        summary.rows_rejected
     )
 }
 
 fn write_run_report(out: &mut impl Write, report: &RunReport) -> std::io::Result<()> {
     let resumed = if report.resumed { " (resumed)" } else { "" };
-    writeln!(out, "  run         {} {}{resumed}", report.pipeline, report.run_id)?;
+    writeln!(
+        out,
+        "  run         {} {}{resumed}",
+        report.pipeline, report.run_id
+    )?;
     for step in &report.steps {
         match &step.outcome {
             StepOutcome::Ran {
@@ -298,7 +315,11 @@ fn write_run_report(out: &mut impl Write, report: &RunReport) -> std::io::Result
                 step.step,
                 duration.as_secs_f64()
             )?,
-            StepOutcome::Skipped => writeln!(out, "                {:<36} skipped (done before)", step.step)?,
+            StepOutcome::Skipped => writeln!(
+                out,
+                "                {:<36} skipped (done before)",
+                step.step
+            )?,
         }
     }
     Ok(())
@@ -311,7 +332,13 @@ fn generate_command(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<
         let session = Session::load(global)?;
         let mut warehouse = session.open_warehouse()?;
         let source = format!("generate:seed={}", config.seed);
-        let summary = ingest::ingest_events(warehouse.as_mut(), events, &source, None, ingest::DEFAULT_BATCH_ROWS)?;
+        let summary = ingest::ingest_events(
+            warehouse.as_mut(),
+            events,
+            &source,
+            None,
+            ingest::DEFAULT_BATCH_ROWS,
+        )?;
         write_ingest_summary(&mut std::io::stdout().lock(), &summary)?;
         return Ok(());
     }
@@ -321,7 +348,10 @@ fn generate_command(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<
         .unwrap_or(Format::Jsonl);
     let (writer, destination): (Box<dyn Write>, String) = match &args.out {
         Some(path) => (
-            Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?),
+            Box::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            ),
             path.display().to_string(),
         ),
         None => (Box::new(std::io::stdout().lock()), "standard output".into()),
@@ -340,7 +370,12 @@ fn generate_command(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<
 fn ingest_command(global: &GlobalArgs, args: &IngestArgs) -> anyhow::Result<()> {
     let session = Session::load(global)?;
     let mut warehouse = session.open_warehouse()?;
-    let summary = ingest::ingest_files(warehouse.as_mut(), &args.files, args.format, args.batch_rows)?;
+    let summary = ingest::ingest_files(
+        warehouse.as_mut(),
+        &args.files,
+        args.format,
+        args.batch_rows,
+    )?;
     write_ingest_summary(&mut std::io::stdout().lock(), &summary)?;
     Ok(())
 }
@@ -363,7 +398,10 @@ fn compile_command(global: &GlobalArgs, args: &CompileArgs) -> anyhow::Result<()
 }
 
 fn display_relative(path: &Path, root: &Path) -> String {
-    path.strip_prefix(root).unwrap_or(path).display().to_string()
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn run_command(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
@@ -389,7 +427,9 @@ fn run_command(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
 fn query_command(global: &GlobalArgs, args: &QueryArgs) -> anyhow::Result<()> {
     let sql = match (&args.sql, &args.file) {
         (Some(sql), _) => sql.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
         (None, None) => bail!("give the SQL as an argument or with --file"),
     };
     let session = Session::load(global)?;

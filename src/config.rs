@@ -184,8 +184,7 @@ impl FromStr for CronSchedule {
             }
         };
         let (day_of_month, day_of_week) = (rest[2], rest[4]);
-        if day_of_month != "*" && day_of_month != "?" && day_of_week != "*" && day_of_week != "?"
-        {
+        if day_of_month != "*" && day_of_month != "?" && day_of_week != "*" && day_of_week != "?" {
             return Err(format!(
                 "cron schedule `{expression}` restricts both day-of-month and day-of-week; standard cron ORs them and netsentinel does not guess: use two pipelines or one of the fields"
             ));
@@ -303,7 +302,11 @@ impl ProjectConfig {
         }
         for (name, decl) in &self.vars {
             VarValue::from_yaml(name, decl.ty, &decl.default).map_err(|e| {
-                invalid(format!("vars.{name}.default"), &["vars", name], e.to_string())
+                invalid(
+                    format!("vars.{name}.default"),
+                    &["vars", name],
+                    e.to_string(),
+                )
             })?;
         }
         Ok(())
@@ -382,7 +385,8 @@ pub fn locate(text: &str, needle: &str) -> (usize, usize) {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = "project: netlog\ndefault_target: local\ntargets:\n  local: { engine: duckdb }\n";
+    const MINIMAL: &str =
+        "project: netlog\ndefault_target: local\ntargets:\n  local: { engine: duckdb }\n";
 
     fn parse(text: &str) -> Result<ProjectConfig, ConfigError> {
         ProjectConfig::parse(Path::new("pipelines.yaml"), text)
@@ -401,7 +405,8 @@ mod tests {
 
     #[test]
     fn type_errors_name_key_path_and_line() {
-        let text = format!("{MINIMAL}vars:\n  window_seconds:\n    type: integer\n    default: 60\n");
+        let text =
+            format!("{MINIMAL}vars:\n  window_seconds:\n    type: integer\n    default: 60\n");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.starts_with("pipelines.yaml:7:"), "{err}");
         assert!(err.contains("vars.window_seconds.type"), "{err}");
@@ -418,9 +423,8 @@ mod tests {
 
     #[test]
     fn bad_cron_names_the_pipeline() {
-        let text = format!(
-            "{MINIMAL}pipelines:\n  train:\n    schedule: \"0 3 * *\"\n    steps: [a/b]\n"
-        );
+        let text =
+            format!("{MINIMAL}pipelines:\n  train:\n    schedule: \"0 3 * *\"\n    steps: [a/b]\n");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("pipelines.train.schedule"), "{err}");
         assert!(err.contains("has 4 fields"), "{err}");
@@ -429,7 +433,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = parse(&format!("{MINIMAL}pipeline: {{}}\n")).unwrap_err().to_string();
+        let err = parse(&format!("{MINIMAL}pipeline: {{}}\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `pipeline`"), "{err}");
     }
 
@@ -444,7 +450,12 @@ mod tests {
 
         for sunday in ["0 0 * * 0", "0 0 * * 7", "0 0 * * SUN", "0 0 * * 5-7"] {
             let s: CronSchedule = sunday.parse().unwrap();
-            let days: Vec<_> = s.schedule.after(&after).take(3).map(|t| t.weekday()).collect();
+            let days: Vec<_> = s
+                .schedule
+                .after(&after)
+                .take(3)
+                .map(|t| t.weekday())
+                .collect();
             assert!(days.contains(&chrono::Weekday::Sun), "{sunday}: {days:?}");
         }
         let every_five: CronSchedule = "*/5 * * * *".parse().unwrap();

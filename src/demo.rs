@@ -60,7 +60,11 @@ pub fn run_demo(
     vars: &Vars,
     generator: &GeneratorConfig,
 ) -> Result<DemoSummary, DemoError> {
-    let data_file = project.root.join(".netsentinel").join("demo").join("netlog.jsonl");
+    let data_file = project
+        .root
+        .join(".netsentinel")
+        .join("demo")
+        .join("netlog.jsonl");
     let events_generated = write_demo_data(generator, &data_file)?;
     tracing::info!(events = events_generated, file = %data_file.display(), "generated demo data");
     let ingest = ingest::ingest_files(
@@ -82,7 +86,14 @@ pub fn run_demo(
     let counts = warehouse.query(&format!(
         "SELECT COUNT(*), COUNTIF(is_anomaly) FROM {anomalies_table}"
     ))?;
-    let count = |i: usize| counts.rows.first().and_then(|r| r.get(i)).and_then(Cell::as_i64).unwrap_or(0);
+    let count = |i: usize| {
+        counts
+            .rows
+            .first()
+            .and_then(|r| r.get(i))
+            .and_then(Cell::as_i64)
+            .unwrap_or(0)
+    };
     let by_kind = warehouse.query(&format!(
         "SELECT COALESCE(labels, 'normal') AS injected_kind, COUNT(*) AS windows, COUNTIF(is_anomaly) AS flagged \
          FROM {anomalies_table} GROUP BY injected_kind ORDER BY injected_kind"
@@ -120,7 +131,8 @@ fn write_demo_data(config: &GeneratorConfig, path: &Path) -> Result<u64, DemoErr
         std::fs::create_dir_all(parent).map_err(write_error)?;
     }
     let mut out = BufWriter::new(File::create(path).map_err(write_error)?);
-    let events = generate::write_jsonl(generate::generate(config)?, &mut out).map_err(write_error)?;
+    let events =
+        generate::write_jsonl(generate::generate(config)?, &mut out).map_err(write_error)?;
     for line in MALFORMED_LINES {
         writeln!(out, "{line}").map_err(write_error)?;
     }

@@ -94,7 +94,10 @@ mod tests {
     fn csv_quotes_and_leaves_nulls_empty() {
         let mut out = Vec::new();
         write(&sample(), OutputFormat::Csv, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "n,name,score\n1,\"a,b\",0.5\n2,,2.25\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "n,name,score\n1,\"a,b\",0.5\n2,,2.25\n"
+        );
     }
 
     #[test]

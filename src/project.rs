@@ -151,7 +151,11 @@ impl Project {
     }
 
     pub fn pipeline_names(&self) -> Vec<String> {
-        self.config.pipelines.keys().map(|k| k.to_string()).collect()
+        self.config
+            .pipelines
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
     }
 
     /// The step that builds `relation`, if any.
@@ -216,7 +220,10 @@ fn load_step(root: &Path, sql_root: &Path, path: &Path) -> Result<Step, ProjectE
         file: file.clone(),
         message,
     };
-    let relative = path.strip_prefix(sql_root).unwrap_or(path).with_extension("");
+    let relative = path
+        .strip_prefix(sql_root)
+        .unwrap_or(path)
+        .with_extension("");
     let parts: Vec<String> = relative
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -247,7 +254,11 @@ fn load_step(root: &Path, sql_root: &Path, path: &Path) -> Result<Step, ProjectE
     })
 }
 
-fn step_config(file: &str, dataset: Dataset, calls: &[HelperCall]) -> Result<StepConfig, ProjectError> {
+fn step_config(
+    file: &str,
+    dataset: Dataset,
+    calls: &[HelperCall],
+) -> Result<StepConfig, ProjectError> {
     let mut config = StepConfig {
         materialized: if dataset == Dataset::Models {
             Materialization::Model

@@ -168,7 +168,9 @@ mod tests {
 
     #[test]
     fn identifiers_reject_anything_that_could_carry_sql() {
-        for bad in ["", "1abc", "a b", "a;drop", "a`b", "a'b", "a.b", "a-b", "naïve"] {
+        for bad in [
+            "", "1abc", "a b", "a;drop", "a`b", "a'b", "a.b", "a-b", "naïve",
+        ] {
             assert!(Identifier::new(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["a", "_a", "netlog_events", "A1_b2"] {

@@ -139,7 +139,11 @@ impl RunRecord {
         self.completed_steps.iter().any(|s| s == step)
     }
 
-    pub fn step_started(&self, warehouse: &mut dyn Warehouse, step: &str) -> Result<(), EngineError> {
+    pub fn step_started(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        step: &str,
+    ) -> Result<(), EngineError> {
         let table = warehouse.naming().qualify(&step_runs());
         warehouse.execute_script(&format!(
             "DELETE FROM {table} WHERE run_id = {run} AND step = {step} AND status = 'running';\n\

@@ -195,12 +195,10 @@ mod tests {
         let hostile = "x'; DROP TABLE raw.netlog_events; --\\";
         let literal = VarValue::String(hostile.into()).to_sql_literal();
         assert_eq!(literal, r"'x\'; DROP TABLE raw.netlog_events; --\\'");
-        let tokens = sqlparser::tokenizer::Tokenizer::new(
-            &sqlparser::dialect::BigQueryDialect {},
-            &literal,
-        )
-        .tokenize()
-        .unwrap();
+        let tokens =
+            sqlparser::tokenizer::Tokenizer::new(&sqlparser::dialect::BigQueryDialect {}, &literal)
+                .tokenize()
+                .unwrap();
         assert_eq!(tokens.len(), 1, "{tokens:?}");
         match &tokens[0] {
             sqlparser::tokenizer::Token::SingleQuotedString(s) => assert_eq!(s, hostile),

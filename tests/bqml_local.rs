@@ -22,14 +22,21 @@ fn train_two_clusters(wh: &mut DuckDbWarehouse) {
     .expect("train");
 }
 
-fn detect(wh: &mut DuckDbWarehouse, contamination: &str, points: &str) -> Vec<(bool, f64, i64, f64)> {
+fn detect(
+    wh: &mut DuckDbWarehouse,
+    contamination: &str,
+    points: &str,
+) -> Vec<(bool, f64, i64, f64)> {
     let result = wh
         .query(&format!(
             "SELECT * FROM ML.DETECT_ANOMALIES(MODEL models.two, STRUCT({contamination} AS contamination),
                (SELECT x FROM UNNEST([{points}]) AS x)) ORDER BY x"
         ))
         .expect("detect");
-    assert_eq!(result.columns, ["is_anomaly", "normalized_distance", "centroid_id", "x"]);
+    assert_eq!(
+        result.columns,
+        ["is_anomaly", "normalized_distance", "centroid_id", "x"]
+    );
     result
         .rows
         .iter()
@@ -49,7 +56,10 @@ fn detect_anomalies_uses_the_training_quantile_and_a_strict_threshold() {
     // c = 0.5: rank ceil(0.5·6) = 3 → threshold 1.0; a point at exactly 1.0 is not anomalous.
     let rows = detect(&mut wh, "0.5", "1.0, 2.0, 3.0, 13.0, 18.0");
     assert_eq!(rows[0], (false, 0.0, 1, 1.0));
-    assert_eq!(rows[1].0, false, "normalized distance 1.0 is not > threshold 1.0");
+    assert_eq!(
+        rows[1].0, false,
+        "normalized distance 1.0 is not > threshold 1.0"
+    );
     assert!((rows[1].1 - 1.0).abs() < 1e-12);
     assert_eq!((rows[2].0, rows[2].2), (true, 1));
     assert!((rows[2].1 - 2.0).abs() < 1e-12);
@@ -77,8 +87,17 @@ fn sql_scoring_matches_the_rust_model_on_mixed_features() {
     let mut wh = warehouse();
     let rows: Vec<String> = (1..=300)
         .map(|i: i64| {
-            let a = if i % 17 == 0 { "NULL".to_string() } else { format!("{}", (i as f64).sin() * 10.0 + (i % 3) as f64 * 20.0) };
-            let c = match i % 5 { 0 => "NULL", 1 => "'x'", 2 => "'y'", _ => "'z'" };
+            let a = if i % 17 == 0 {
+                "NULL".to_string()
+            } else {
+                format!("{}", (i as f64).sin() * 10.0 + (i % 3) as f64 * 20.0)
+            };
+            let c = match i % 5 {
+                0 => "NULL",
+                1 => "'x'",
+                2 => "'y'",
+                _ => "'z'",
+            };
             format!("({i}, {a}, {}, {c}, {})", (i * 7) % 11, i % 2 == 0)
         })
         .collect();
@@ -101,7 +120,14 @@ fn sql_scoring_matches_the_rust_model_on_mixed_features() {
     // The same training in Rust (same data, options and seed) must score every row the same.
     let column = |i: usize| scored.rows.iter().map(move |r| r[i].clone());
     let numeric = |i: usize| column(i).map(|c| c.as_f64()).collect::<Vec<_>>();
-    let text = |i: usize| column(i).map(|c| match c { Cell::Null => None, other => Some(other.to_string()) }).collect::<Vec<_>>();
+    let text = |i: usize| {
+        column(i)
+            .map(|c| match c {
+                Cell::Null => None,
+                other => Some(other.to_string()),
+            })
+            .collect::<Vec<_>>()
+    };
     let columns = vec![
         InputColumn::numeric("a", numeric(2)),
         InputColumn::numeric("b", numeric(3)),
@@ -122,7 +148,10 @@ fn sql_scoring_matches_the_rust_model_on_mixed_features() {
         let (centroid, distance) = model.nearest(row);
         let sql_distance = scored.rows[i][0].as_f64().unwrap();
         assert_eq!(scored.rows[i][1], Cell::Int(centroid as i64), "row {i}");
-        assert!((sql_distance - distance).abs() <= 1e-9 * distance.max(1.0), "row {i}: {sql_distance} vs {distance}");
+        assert!(
+            (sql_distance - distance).abs() <= 1e-9 * distance.max(1.0),
+            "row {i}: {sql_distance} vs {distance}"
+        );
     }
 }
 
@@ -152,13 +181,19 @@ fn models_survive_a_restart_and_errors_say_what_to_do() {
         .query("SELECT * FROM ML.DETECT_ANOMALIES(MODEL models.two, STRUCT(0.1 AS contamination), (SELECT 1 AS y))")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("lacks the model's feature column(s) x"), "{err}");
+    assert!(
+        err.contains("lacks the model's feature column(s) x"),
+        "{err}"
+    );
 
     wh.execute_script("DROP MODEL models.two").unwrap();
     assert!(wh.execute_script("DROP MODEL models.two").is_err());
-    wh.execute_script("DROP MODEL IF EXISTS models.two").unwrap();
+    wh.execute_script("DROP MODEL IF EXISTS models.two")
+        .unwrap();
     let err = wh
-        .execute_script("CREATE MODEL features.points OPTIONS(model_type='kmeans') AS SELECT 1.0 AS x")
+        .execute_script(
+            "CREATE MODEL features.points OPTIONS(model_type='kmeans') AS SELECT 1.0 AS x",
+        )
         .unwrap_err()
         .to_string();
     assert!(err.contains("is a table"), "{err}");
@@ -180,5 +215,9 @@ fn training_columns_that_start_with_nulls_keep_every_row() {
     let stats = wh
         .query("SELECT mean, null_count FROM models.__model_features WHERE model_name = 'models.gaps' AND feature = 'x'")
         .unwrap();
-    assert_eq!(stats.rows, [vec![Cell::Float(4.0), Cell::Int(2)]], "the mean imputes the 2 NULLs");
+    assert_eq!(
+        stats.rows,
+        [vec![Cell::Float(4.0), Cell::Int(2)]],
+        "the mean imputes the 2 NULLs"
+    );
 }

@@ -89,7 +89,17 @@ fn killed_ingest_and_runs_resume_to_the_same_tables() {
     let mut text = {
         let project = TestProject::shipped();
         let data = data.display().to_string();
-        project.run_ok(&["generate", "--seed", "11", "--subscribers", "40", "--duration", "20m", "--out", &data]);
+        project.run_ok(&[
+            "generate",
+            "--seed",
+            "11",
+            "--subscribers",
+            "40",
+            "--duration",
+            "20m",
+            "--out",
+            &data,
+        ]);
         std::fs::read_to_string(&data).unwrap()
     };
     text.push_str("{\"not\": \"an event\"}\n");
@@ -101,13 +111,23 @@ fn killed_ingest_and_runs_resume_to_the_same_tables() {
     reference.run_ok(&["run", "train"]);
     reference.run_ok(&["run", "detect"]);
     let expected = snapshot(&reference);
-    assert!(expected[4].len() > 100, "the reference run scored too little to compare");
+    assert!(
+        expected[4].len() > 100,
+        "the reference run scored too little to compare"
+    );
 
     let interrupted = TestProject::shipped();
-    let mut kills = kill_then_finish(&interrupted, &["ingest", "--batch-rows", "5000", &data], None);
+    let mut kills = kill_then_finish(
+        &interrupted,
+        &["ingest", "--batch-rows", "5000", &data],
+        None,
+    );
     kills += kill_then_finish(&interrupted, &["run", "train"], Some("train"));
     kills += kill_then_finish(&interrupted, &["run", "detect"], Some("detect"));
-    assert!(kills > 0, "nothing was interrupted: the test proved nothing");
+    assert!(
+        kills > 0,
+        "nothing was interrupted: the test proved nothing"
+    );
     let actual = snapshot(&interrupted);
     for (table, (want, got)) in expected.iter().zip(&actual).enumerate() {
         assert_eq!(want.len(), got.len(), "table #{table}: row counts differ");

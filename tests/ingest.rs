@@ -31,22 +31,50 @@ fn bad_rows_are_rejected_with_file_line_field_and_reason_and_nothing_else_is_los
     assert!(out.contains("2 new events"), "{out}");
     assert!(out.contains("4 rejected"), "{out}");
 
-    let rejects = project.query_csv("SELECT source, line, field, reason FROM raw.netlog_rejects ORDER BY line");
+    let rejects = project
+        .query_csv("SELECT source, line, field, reason FROM raw.netlog_rejects ORDER BY line");
     assert_eq!(rejects.len(), 4, "{rejects:?}");
-    assert!(rejects[0].starts_with(&format!("{file},2,srcPort,srcPort: 70000 is outside 0..=65535")), "{rejects:?}");
-    assert!(rejects[1].starts_with(&format!("{file},5,srcIP,")), "{rejects:?}");
-    assert!(rejects[2].starts_with(&format!("{file},6,,malformed JSON")), "{rejects:?}");
-    assert!(rejects[3].starts_with(&format!("{file},7,txBytes,txBytes: -1 is outside")), "{rejects:?}");
+    assert!(
+        rejects[0].starts_with(&format!(
+            "{file},2,srcPort,srcPort: 70000 is outside 0..=65535"
+        )),
+        "{rejects:?}"
+    );
+    assert!(
+        rejects[1].starts_with(&format!("{file},5,srcIP,")),
+        "{rejects:?}"
+    );
+    assert!(
+        rejects[2].starts_with(&format!("{file},6,,malformed JSON")),
+        "{rejects:?}"
+    );
+    assert!(
+        rejects[3].starts_with(&format!("{file},7,txBytes,txBytes: -1 is outside")),
+        "{rejects:?}"
+    );
     let raw = project.query_csv("SELECT raw FROM raw.netlog_rejects WHERE line = 6");
-    assert_eq!(raw, ["\"{\"\"subscriberId\"\": \""], "the raw text is kept for replay");
+    assert_eq!(
+        raw,
+        ["\"{\"\"subscriberId\"\": \""],
+        "the raw text is kept for replay"
+    );
 
     let events = project.query_csv(
         "SELECT subscriberId, dstIP, srcPort, txBytes, startTime, endTime, latitude FROM raw.netlog_events ORDER BY subscriberId",
     );
     assert_eq!(events.len(), 2);
-    assert!(events[0].starts_with("100,93.184.216.34,51000,1200,2026-01-01T00:00:00"), "{events:?}");
-    assert!(events[1].starts_with("101,2001:db8::1,52000,80,2026-01-01T00:00:00"), "{events:?}");
-    assert!(events[1].contains("2026-01-01T00:00:01"), "epoch milliseconds: {events:?}");
+    assert!(
+        events[0].starts_with("100,93.184.216.34,51000,1200,2026-01-01T00:00:00"),
+        "{events:?}"
+    );
+    assert!(
+        events[1].starts_with("101,2001:db8::1,52000,80,2026-01-01T00:00:00"),
+        "{events:?}"
+    );
+    assert!(
+        events[1].contains("2026-01-01T00:00:01"),
+        "epoch milliseconds: {events:?}"
+    );
 
     let again = project.run_ok(&["ingest", &file]);
     assert!(again.contains("0 new events, 2 already stored"), "{again}");
@@ -61,12 +89,17 @@ fn csv_and_jsonl_of_the_same_flows_are_the_same_events() {
     let project = TestProject::shipped();
     let jsonl = project.path().join("gen.jsonl").display().to_string();
     let csv = project.path().join("gen.csv").display().to_string();
-    project.run_ok(&["generate", "--seed", "3", "--events", "2000", "--out", &jsonl]);
+    project.run_ok(&[
+        "generate", "--seed", "3", "--events", "2000", "--out", &jsonl,
+    ]);
     project.run_ok(&["generate", "--seed", "3", "--events", "2000", "--out", &csv]);
     let first = project.run_ok(&["ingest", &jsonl]);
     assert!(first.contains("2000 new events"), "{first}");
     let second = project.run_ok(&["ingest", &csv]);
-    assert!(second.contains("0 new events, 2000 already stored"), "{second}");
+    assert!(
+        second.contains("0 new events, 2000 already stored"),
+        "{second}"
+    );
 }
 
 #[test]
@@ -76,5 +109,8 @@ fn a_csv_without_required_columns_is_refused_before_loading_anything() {
     let output = project.command(&["ingest", &file]).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("lacks required column(s) dstIP, srcPort"), "{stderr}");
+    assert!(
+        stderr.contains("lacks required column(s) dstIP, srcPort"),
+        "{stderr}"
+    );
 }

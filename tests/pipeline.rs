@@ -9,7 +9,10 @@ fn counts(project: &TestProject, sql: &str) -> Vec<i64> {
     let rows = project.query_csv(sql);
     rows[0]
         .split(',')
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("not a count: {v} in {rows:?}")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("not a count: {v} in {rows:?}"))
+        })
         .collect()
 }
 
@@ -18,7 +21,10 @@ fn demo_detects_injected_attacks_and_a_rerun_changes_nothing() {
     let project = TestProject::shipped();
     let out = project.run_ok(&["demo"]);
     assert!(out.contains("scored"), "{out}");
-    assert!(out.contains(&project.warehouse().display().to_string()), "{out}");
+    assert!(
+        out.contains(&project.warehouse().display().to_string()),
+        "{out}"
+    );
 
     let flagged = counts(
         &project,
@@ -34,11 +40,18 @@ fn demo_detects_injected_attacks_and_a_rerun_changes_nothing() {
                 COUNTIF(is_anomaly), COUNTIF(is_anomaly AND labels IS NOT NULL) \
          FROM inferenced.netlog_anomalies",
     );
-    let (exfil, exfil_hit, scan, scan_hit, flagged, true_positives) = (c[0], c[1], c[2], c[3], c[4], c[5]);
-    assert!(exfil >= 10 && scan >= 10, "too few injected windows to measure: {c:?}");
+    let (exfil, exfil_hit, scan, scan_hit, flagged, true_positives) =
+        (c[0], c[1], c[2], c[3], c[4], c[5]);
+    assert!(
+        exfil >= 10 && scan >= 10,
+        "too few injected windows to measure: {c:?}"
+    );
     let recall = (exfil_hit + scan_hit) as f64 / (exfil + scan) as f64;
     let precision = true_positives as f64 / flagged as f64;
-    assert!(recall >= 0.8, "exfiltration/port-scan recall {recall:.3} ({c:?})");
+    assert!(
+        recall >= 0.8,
+        "exfiltration/port-scan recall {recall:.3} ({c:?})"
+    );
     assert!(precision >= 0.8, "precision {precision:.3} ({c:?})");
 
     // Every layer is in the warehouse.
@@ -57,7 +70,10 @@ fn demo_detects_injected_attacks_and_a_rerun_changes_nothing() {
         "ops.step_runs",
         "ops.model_registry",
     ] {
-        assert!(tables.iter().any(|t| t == expected), "{expected} missing from {tables:?}");
+        assert!(
+            tables.iter().any(|t| t == expected),
+            "{expected} missing from {tables:?}"
+        );
     }
     let models = project.query_csv("SELECT model_name FROM models.__models");
     assert_eq!(models, ["models.netlog_kmeans"]);
@@ -76,5 +92,8 @@ fn demo_detects_injected_attacks_and_a_rerun_changes_nothing() {
                 (SELECT COUNT(*) FROM inferenced.netlog_anomalies)",
     );
     assert_eq!(before, after);
-    assert_eq!(before[1], 4, "the demo's four malformed lines are rejected once");
+    assert_eq!(
+        before[1], 4,
+        "the demo's four malformed lines are rejected once"
+    );
 }

@@ -33,17 +33,32 @@ fn a_cycle_names_every_file_and_line_on_it() {
 fn an_unknown_ref_names_the_file_and_line() {
     let project = TestProject::custom(
         YAML,
-        &[("features/a.sql", "SELECT 1\nUNION ALL\nSELECT * FROM {{ ref('missing') }}")],
+        &[(
+            "features/a.sql",
+            "SELECT 1\nUNION ALL\nSELECT * FROM {{ ref('missing') }}",
+        )],
     );
     let err = compile_error(&project);
-    assert!(err.contains("sql/features/a.sql:3: unknown ref `missing`"), "{err}");
+    assert!(
+        err.contains("sql/features/a.sql:3: unknown ref `missing`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_undeclared_source_names_the_file_and_line() {
-    let project = TestProject::custom(YAML, &[("features/a.sql", "\nSELECT * FROM {{ source('raw', 'nope') }}")]);
+    let project = TestProject::custom(
+        YAML,
+        &[(
+            "features/a.sql",
+            "\nSELECT * FROM {{ source('raw', 'nope') }}",
+        )],
+    );
     let err = compile_error(&project);
-    assert!(err.contains("sql/features/a.sql:2: unknown source `raw.nope`"), "{err}");
+    assert!(
+        err.contains("sql/features/a.sql:2: unknown source `raw.nope`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -57,21 +72,32 @@ fn a_bad_yaml_value_names_the_key_and_line() {
 
 #[test]
 fn a_pipeline_listing_an_unknown_step_names_the_line() {
-    let yaml = format!("{YAML}pipelines:\n  train:\n    schedule: '0 3 * * *'\n    steps: [features/a, features/nope]\n");
+    let yaml = format!(
+        "{YAML}pipelines:\n  train:\n    schedule: '0 3 * * *'\n    steps: [features/a, features/nope]\n"
+    );
     let project = TestProject::custom(&yaml, &[("features/a.sql", "SELECT 1")]);
     let err = compile_error(&project);
-    assert!(err.contains("pipelines.yaml:13: pipeline `train` lists unknown step `features/nope`"), "{err}");
+    assert!(
+        err.contains("pipelines.yaml:13: pipeline `train` lists unknown step `features/nope`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn var_values_cannot_inject_sql() {
     let yaml = format!(
         "{}pipelines:\n  all:\n    steps: [features/a]\n",
-        YAML.replace("n: { type: int, default: 1 }", "n: { type: int, default: 1 }\n  s: { type: string, default: x }")
+        YAML.replace(
+            "n: { type: int, default: 1 }",
+            "n: { type: int, default: 1 }\n  s: { type: string, default: x }"
+        )
     );
     let project = TestProject::custom(
         &yaml,
-        &[("features/a.sql", "SELECT {{ var('n') }} AS n, {{ var('s') }} AS s")],
+        &[(
+            "features/a.sql",
+            "SELECT {{ var('n') }} AS n, {{ var('s') }} AS s",
+        )],
     );
     let bad = project
         .command(&["compile", "--var", "n=1; DROP TABLE raw.netlog_events"])
@@ -81,8 +107,13 @@ fn var_values_cannot_inject_sql() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a valid int"));
 
     project.run_ok(&["compile", "--var", "s=x' OR '1'='1"]);
-    let compiled = std::fs::read_to_string(project.path().join("target/compiled/local/features/a.sql")).unwrap();
-    assert!(compiled.contains(r"SELECT 1 AS n, 'x\' OR \'1\'=\'1' AS s"), "{compiled}");
+    let compiled =
+        std::fs::read_to_string(project.path().join("target/compiled/local/features/a.sql"))
+            .unwrap();
+    assert!(
+        compiled.contains(r"SELECT 1 AS n, 'x\' OR \'1\'=\'1' AS s"),
+        "{compiled}"
+    );
 
     project.run_ok(&["run", "all"]);
     let value = project.query_csv("SELECT s FROM features.a");

@@ -199,14 +199,30 @@ mod tests {
     fn canonical_order_ignores_the_order_rows_arrive_in() {
         let mut a = vec![
             InputColumn::numeric("x", vec![Some(3.0), None, Some(1.0), Some(1.0)]),
-            InputColumn::categorical("c", vec![Some("b".into()), Some("a".into()), Some("z".into()), Some("y".into())]),
+            InputColumn::categorical(
+                "c",
+                vec![
+                    Some("b".into()),
+                    Some("a".into()),
+                    Some("z".into()),
+                    Some("y".into()),
+                ],
+            ),
         ];
         let mut flags = vec![true, false, false, true];
         canonical_row_order(&mut a, Some(&mut flags));
-        assert_eq!(a[0].data, ColumnData::Numeric(vec![None, Some(1.0), Some(1.0), Some(3.0)]));
+        assert_eq!(
+            a[0].data,
+            ColumnData::Numeric(vec![None, Some(1.0), Some(1.0), Some(3.0)])
+        );
         assert_eq!(
             a[1].data,
-            ColumnData::Categorical(vec![Some("a".into()), Some("y".into()), Some("z".into()), Some("b".into())])
+            ColumnData::Categorical(vec![
+                Some("a".into()),
+                Some("y".into()),
+                Some("z".into()),
+                Some("b".into())
+            ])
         );
         assert_eq!(flags, [false, true, false, true]);
     }
@@ -232,13 +248,31 @@ mod tests {
     #[test]
     fn bad_options_name_the_option_and_the_allowed_values() {
         for (options, expected) in [
-            ("model_type='kmeans', num_clusters=1", "invalid num_clusters = 1; allowed: an integer from 2 to 100"),
-            ("model_type='kmeans', num_clusters=101", "num_clusters = 101"),
-            ("model_type='kmeans', distance_type='manhattan'", "'EUCLIDEAN', 'COSINE'"),
-            ("model_type='kmeans', colour='red'", "unknown option `colour`"),
-            ("model_type='linear_reg'", "model_type 'linear_reg' is not supported locally"),
+            (
+                "model_type='kmeans', num_clusters=1",
+                "invalid num_clusters = 1; allowed: an integer from 2 to 100",
+            ),
+            (
+                "model_type='kmeans', num_clusters=101",
+                "num_clusters = 101",
+            ),
+            (
+                "model_type='kmeans', distance_type='manhattan'",
+                "'EUCLIDEAN', 'COSINE'",
+            ),
+            (
+                "model_type='kmeans', colour='red'",
+                "unknown option `colour`",
+            ),
+            (
+                "model_type='linear_reg'",
+                "model_type 'linear_reg' is not supported locally",
+            ),
             ("num_clusters=3", "model_type = 'kmeans'"),
-            ("model_type='kmeans', kmeans_init_method='CUSTOM'", "needs kmeans_init_col"),
+            (
+                "model_type='kmeans', kmeans_init_method='CUSTOM'",
+                "needs kmeans_init_col",
+            ),
         ] {
             let err = spec(options).unwrap_err().to_string();
             assert!(err.contains(expected), "{options}: {err}");

@@ -99,9 +99,15 @@ pub struct MlCall {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recognized {
     CreateModel(CreateModel),
-    DropModel { model: TableRef, if_exists: bool },
+    DropModel {
+        model: TableRef,
+        if_exists: bool,
+    },
     /// Ordinary SQL; each ML call has been replaced by its placeholder name.
-    Sql { text: String, calls: Vec<MlCall> },
+    Sql {
+        text: String,
+        calls: Vec<MlCall>,
+    },
 }
 
 /// One statement of a script, with the line it starts on.
@@ -136,7 +142,10 @@ impl<'a> Offsets<'a> {
     }
 
     fn of(&self, location: Location) -> usize {
-        let Some(&start) = self.line_starts.get(location.line.saturating_sub(1) as usize) else {
+        let Some(&start) = self
+            .line_starts
+            .get(location.line.saturating_sub(1) as usize)
+        else {
             return self.text.len();
         };
         self.text[start..]
@@ -173,7 +182,9 @@ pub fn split_statements(sql: &str) -> Result<Vec<Statement>, BqmlError> {
                 }
             }
             t if is_trivia(t) => {}
-            _ if start.is_none() => start = Some((offsets.of(token.span.start), token.span.start.line)),
+            _ if start.is_none() => {
+                start = Some((offsets.of(token.span.start), token.span.start.line))
+            }
             _ => {}
         }
     }
@@ -574,7 +585,9 @@ fn ml_arguments(args: &str, function: MlFunction, line: u64) -> Result<MlArgumen
         }
     }
     if cursor.peek().is_some() {
-        return Err(at_line(cursor.error(format!("{context}: unexpected argument"))));
+        return Err(at_line(
+            cursor.error(format!("{context}: unexpected argument")),
+        ));
     }
     Ok((model, settings, input))
 }
@@ -602,7 +615,10 @@ fn struct_settings(inner: &str, context: &str) -> Result<Vec<(String, OptionValu
 }
 
 /// `MlInput::Query` text may itself contain ML calls; the engine recognizes it again.
-pub fn recognize_query(query: &str, first_index: usize) -> Result<(String, Vec<MlCall>), BqmlError> {
+pub fn recognize_query(
+    query: &str,
+    first_index: usize,
+) -> Result<(String, Vec<MlCall>), BqmlError> {
     replace_ml_calls(query, first_index)
 }
 
@@ -618,9 +634,18 @@ mod tests {
         };
         assert_eq!(m.model.to_string(), "models.netlog_kmeans");
         assert!(m.or_replace && !m.if_not_exists);
-        assert_eq!(m.options[0], ("model_type".into(), OptionValue::String("kmeans".into())));
-        assert_eq!(m.options[1], ("num_clusters".into(), OptionValue::Number(4.0)));
-        assert_eq!(m.options[2], ("standardize_features".into(), OptionValue::Bool(true)));
+        assert_eq!(
+            m.options[0],
+            ("model_type".into(), OptionValue::String("kmeans".into()))
+        );
+        assert_eq!(
+            m.options[1],
+            ("num_clusters".into(), OptionValue::Number(4.0))
+        );
+        assert_eq!(
+            m.options[2],
+            ("standardize_features".into(), OptionValue::Bool(true))
+        );
         assert_eq!(m.query, "SELECT a, b FROM features.w");
     }
 
@@ -635,7 +660,10 @@ mod tests {
             "WITH s AS (SELECT * FROM __ns_ml_0)\nSELECT * FROM s JOIN __ns_ml_1 p USING (x)"
         );
         assert_eq!(calls[0].function, MlFunction::DetectAnomalies);
-        assert_eq!(calls[0].settings, [("contamination".into(), OptionValue::Number(0.02))]);
+        assert_eq!(
+            calls[0].settings,
+            [("contamination".into(), OptionValue::Number(0.02))]
+        );
         assert_eq!(
             calls[0].input,
             Some(MlInput::Query("SELECT x, ';' AS y FROM features.w".into()))

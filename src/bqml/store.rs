@@ -273,7 +273,9 @@ pub fn load(conn: &Connection, model: &TableRef) -> Result<StoredModel, BqmlErro
         .prepare("SELECT centroid_id, value FROM models.__model_centroids WHERE model_name = ? ORDER BY centroid_id, dimension")
         .map_err(store_error)?;
     let rows = statement
-        .query_map(params![name], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, f64>(1)?)))
+        .query_map(params![name], |r| {
+            Ok((r.get::<_, i32>(0)?, r.get::<_, f64>(1)?))
+        })
         .map_err(store_error)?;
     for row in rows {
         let (id, value) = row.map_err(store_error)?;

@@ -9,8 +9,10 @@ use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
 
 use super::{Cell, EngineError, ResultSet, ScriptOutcome, Warehouse};
-use crate::bqml::kmeans::{self, ColumnData, InputColumn, InitMethod};
-use crate::bqml::statement::{self, CreateModel, MlCall, MlFunction, MlInput, OptionValue, Recognized};
+use crate::bqml::kmeans::{self, ColumnData, InitMethod, InputColumn};
+use crate::bqml::statement::{
+    self, CreateModel, MlCall, MlFunction, MlInput, OptionValue, Recognized,
+};
 use crate::bqml::{self, BqmlError, scoring, store};
 use crate::googlesql;
 use crate::ingest::batch::{EventBatch, LoadOutcome};
@@ -126,7 +128,9 @@ impl DuckDbWarehouse {
         };
         let nested_index = call.placeholder.len() * 1000;
         let input_sql = match &call.input {
-            Some(MlInput::Table(table)) => self.translate_query(&format!("SELECT * FROM {table}"), nested_index)?,
+            Some(MlInput::Table(table)) => {
+                self.translate_query(&format!("SELECT * FROM {table}"), nested_index)?
+            }
             Some(MlInput::Query(query)) => self.translate_query(query, nested_index)?,
             None => String::new(),
         };
@@ -158,7 +162,11 @@ impl DuckDbWarehouse {
         }
     }
 
-    fn check_input_columns(&self, model: &store::StoredModel, input_sql: &str) -> Result<(), String> {
+    fn check_input_columns(
+        &self,
+        model: &store::StoredModel,
+        input_sql: &str,
+    ) -> Result<(), String> {
         let described = self
             .query_duckdb(&format!("DESCRIBE {input_sql}"))
             .map_err(|e| e.to_string())?;
@@ -210,22 +218,44 @@ impl DuckDbWarehouse {
         if let Some(selected_rows) = init_flags {
             spec.options.init = InitMethod::Custom { selected_rows };
         }
-        let trained = kmeans::train(&columns, &spec.options).map_err(|source| BqmlError::Training {
-            model: name.clone(),
-            source,
-        })?;
-        let options: Vec<String> = create.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        store::save(&self.conn, &create.model, &trained, &options.join(", "), &create.query)?;
+        let trained =
+            kmeans::train(&columns, &spec.options).map_err(|source| BqmlError::Training {
+                model: name.clone(),
+                source,
+            })?;
+        let options: Vec<String> = create
+            .options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        store::save(
+            &self.conn,
+            &create.model,
+            &trained,
+            &options.join(", "),
+            &create.query,
+        )?;
         tracing::info!(model = %name, rows = trained.training_rows, clusters = trained.num_clusters(), iterations = trained.iterations.len(), "trained k-means model");
         Ok(())
     }
 
     /// The training query's columns, typed as k-means sees them.
     fn training_columns(&self, query: &str, model: &str) -> Result<Vec<InputColumn>, EngineError> {
-        let mut statement = self.conn.prepare(query).map_err(|e| EngineError::sql(query, e))?;
-        let mut rows = statement.query([]).map_err(|e| EngineError::sql(query, e))?;
-        let stmt = rows.as_ref().ok_or_else(|| EngineError::sql(query, "no result"))?;
-        let mut columns: Vec<FeatureColumn> = stmt.column_names().into_iter().map(FeatureColumn::new).collect();
+        let mut statement = self
+            .conn
+            .prepare(query)
+            .map_err(|e| EngineError::sql(query, e))?;
+        let mut rows = statement
+            .query([])
+            .map_err(|e| EngineError::sql(query, e))?;
+        let stmt = rows
+            .as_ref()
+            .ok_or_else(|| EngineError::sql(query, "no result"))?;
+        let mut columns: Vec<FeatureColumn> = stmt
+            .column_names()
+            .into_iter()
+            .map(FeatureColumn::new)
+            .collect();
         while let Some(row) = rows.next().map_err(|e| EngineError::sql(query, e))? {
             for (i, column) in columns.iter_mut().enumerate() {
                 let value: Value = row.get(i).map_err(|e| EngineError::sql(query, e))?;
@@ -242,7 +272,11 @@ impl DuckDbWarehouse {
         let sql = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?";
         let count: i64 = self
             .conn
-            .query_row(sql, params![relation.dataset.as_str(), relation.name.as_str()], |r| r.get(0))
+            .query_row(
+                sql,
+                params![relation.dataset.as_str(), relation.name.as_str()],
+                |r| r.get(0),
+            )
             .map_err(|e| EngineError::sql(sql, e))?;
         Ok(count > 0)
     }
@@ -251,13 +285,19 @@ impl DuckDbWarehouse {
         if returns_rows(sql) {
             self.query_duckdb(sql).map(StatementOutput::Rows)
         } else {
-            let affected = self.conn.execute(sql, []).map_err(|e| EngineError::sql(sql, e))?;
+            let affected = self
+                .conn
+                .execute(sql, [])
+                .map_err(|e| EngineError::sql(sql, e))?;
             Ok(StatementOutput::Affected(affected as u64))
         }
     }
 
     fn query_duckdb(&self, sql: &str) -> Result<ResultSet, EngineError> {
-        let mut statement = self.conn.prepare(sql).map_err(|e| EngineError::sql(sql, e))?;
+        let mut statement = self
+            .conn
+            .prepare(sql)
+            .map_err(|e| EngineError::sql(sql, e))?;
         let mut rows = statement.query([]).map_err(|e| EngineError::sql(sql, e))?;
         let columns = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
         let mut out = ResultSet {
@@ -275,7 +315,10 @@ impl DuckDbWarehouse {
         Ok(out)
     }
 
-    fn in_transaction<T>(&self, work: impl FnOnce() -> Result<T, EngineError>) -> Result<T, EngineError> {
+    fn in_transaction<T>(
+        &self,
+        work: impl FnOnce() -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
         self.conn
             .execute_batch("BEGIN TRANSACTION")
             .map_err(|e| EngineError::sql("BEGIN TRANSACTION", e))?;
@@ -307,10 +350,19 @@ fn take_init_flags(
     let position = columns
         .iter()
         .position(|c| c.name.eq_ignore_ascii_case(init_column))
-        .ok_or_else(|| option_error(format!("kmeans_init_col '{init_column}' is not a column of the training query")))?;
+        .ok_or_else(|| {
+            option_error(format!(
+                "kmeans_init_col '{init_column}' is not a column of the training query"
+            ))
+        })?;
     match columns.remove(position).data {
-        ColumnData::Categorical(values) => Ok(values.into_iter().map(|v| v.as_deref() == Some("true")).collect()),
-        ColumnData::Numeric(_) => Err(option_error(format!("kmeans_init_col '{init_column}' must be a BOOL column"))),
+        ColumnData::Categorical(values) => Ok(values
+            .into_iter()
+            .map(|v| v.as_deref() == Some("true"))
+            .collect()),
+        ColumnData::Numeric(_) => Err(option_error(format!(
+            "kmeans_init_col '{init_column}' must be a BOOL column"
+        ))),
     }
 }
 
@@ -318,7 +370,9 @@ fn take_init_flags(
 fn explain_open_error(error: &duckdb::Error) -> String {
     let message = error.to_string();
     if message.contains("lock") {
-        format!("{message}\n  another netsentinel (or DuckDB) process has this warehouse open; wait for it to finish")
+        format!(
+            "{message}\n  another netsentinel (or DuckDB) process has this warehouse open; wait for it to finish"
+        )
     } else {
         message
     }
@@ -333,7 +387,16 @@ fn returns_rows(sql: &str) -> bool {
         .to_ascii_uppercase();
     matches!(
         first.as_str(),
-        "SELECT" | "WITH" | "VALUES" | "FROM" | "DESCRIBE" | "SHOW" | "EXPLAIN" | "PRAGMA" | "SUMMARIZE" | "TABLE"
+        "SELECT"
+            | "WITH"
+            | "VALUES"
+            | "FROM"
+            | "DESCRIBE"
+            | "SHOW"
+            | "EXPLAIN"
+            | "PRAGMA"
+            | "SUMMARIZE"
+            | "TABLE"
     )
 }
 
@@ -473,10 +536,14 @@ fn to_cell(value: Value) -> Cell {
         Value::Date32(days) => chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
             .map_or(Cell::Int(days.into()), |d| Cell::Text(d.to_string())),
         Value::Time64(unit, v) => Cell::Int(unit.to_micros(v)),
-        Value::Interval { months, days, nanos } => {
-            Cell::Text(format!("{months} months {days} days {} µs", nanos / 1000))
+        Value::Interval {
+            months,
+            days,
+            nanos,
+        } => Cell::Text(format!("{months} months {days} days {} µs", nanos / 1000)),
+        Value::List(items) | Value::Array(items) => {
+            Cell::List(items.into_iter().map(to_cell).collect())
         }
-        Value::List(items) | Value::Array(items) => Cell::List(items.into_iter().map(to_cell).collect()),
         Value::Struct(fields) => Cell::Struct(
             fields
                 .iter()
@@ -486,7 +553,12 @@ fn to_cell(value: Value) -> Cell {
         Value::Map(entries) => Cell::List(
             entries
                 .iter()
-                .map(|(k, v)| Cell::Struct(vec![("key".into(), to_cell(k.clone())), ("value".into(), to_cell(v.clone()))]))
+                .map(|(k, v)| {
+                    Cell::Struct(vec![
+                        ("key".into(), to_cell(k.clone())),
+                        ("value".into(), to_cell(v.clone())),
+                    ])
+                })
                 .collect(),
         ),
         Value::Union(inner) => to_cell(*inner),
@@ -506,8 +578,16 @@ impl Warehouse for DuckDbWarehouse {
     fn ensure_datasets(&mut self) -> Result<(), EngineError> {
         let ddl = format!(
             "{};\n{}",
-            schema::create_table_sql(&self.naming, &schema::events_table(), &schema::EVENT_COLUMNS),
-            schema::create_table_sql(&self.naming, &schema::rejects_table(), &schema::REJECT_COLUMNS)
+            schema::create_table_sql(
+                &self.naming,
+                &schema::events_table(),
+                &schema::EVENT_COLUMNS
+            ),
+            schema::create_table_sql(
+                &self.naming,
+                &schema::rejects_table(),
+                &schema::REJECT_COLUMNS
+            )
         );
         self.execute_script(&ddl).map(|_| ())
     }
@@ -517,7 +597,9 @@ impl Warehouse for DuckDbWarehouse {
         self.in_transaction(|| {
             let mut outcome = ScriptOutcome::default();
             for statement in &statements {
-                if let StatementOutput::Affected(n) = self.run_statement(&statement.text, statement.line)? {
+                if let StatementOutput::Affected(n) =
+                    self.run_statement(&statement.text, statement.line)?
+                {
                     outcome.rows_affected += n;
                 }
             }
@@ -557,11 +639,14 @@ impl Warehouse for DuckDbWarehouse {
 fn load_batch(conn: &Connection, batch: &EventBatch) -> Result<LoadOutcome, EngineError> {
     let setup = "CREATE OR REPLACE TEMP TABLE __ns_stage_events AS SELECT * FROM raw.netlog_events LIMIT 0;\n\
                  CREATE OR REPLACE TEMP TABLE __ns_stage_rejects AS SELECT * FROM raw.netlog_rejects LIMIT 0;";
-    conn.execute_batch(setup).map_err(|e| EngineError::sql(setup, e))?;
+    conn.execute_batch(setup)
+        .map_err(|e| EngineError::sql(setup, e))?;
     let now = Utc::now().naive_utc();
     let append_error = |e: duckdb::Error| EngineError::sql("append to staging", e);
     {
-        let mut appender = conn.appender_to_catalog_and_db("__ns_stage_events", "temp", "main").map_err(append_error)?;
+        let mut appender = conn
+            .appender_to_catalog_and_db("__ns_stage_events", "temp", "main")
+            .map_err(append_error)?;
         for stored in &batch.events {
             let e = &stored.event;
             appender
@@ -594,7 +679,9 @@ fn load_batch(conn: &Connection, batch: &EventBatch) -> Result<LoadOutcome, Engi
         appender.flush().map_err(append_error)?;
     }
     {
-        let mut appender = conn.appender_to_catalog_and_db("__ns_stage_rejects", "temp", "main").map_err(append_error)?;
+        let mut appender = conn
+            .appender_to_catalog_and_db("__ns_stage_rejects", "temp", "main")
+            .map_err(append_error)?;
         for reject in &batch.rejects {
             appender
                 .append_row(params![
@@ -613,13 +700,18 @@ fn load_batch(conn: &Connection, batch: &EventBatch) -> Result<LoadOutcome, Engi
     let insert_events = "INSERT INTO raw.netlog_events SELECT s.* FROM __ns_stage_events s \
                          WHERE NOT EXISTS (SELECT 1 FROM raw.netlog_events r WHERE r.event_id = s.event_id) \
                          QUALIFY row_number() OVER (PARTITION BY s.event_id ORDER BY s.source_line) = 1";
-    let inserted = conn.execute(insert_events, []).map_err(|e| EngineError::sql(insert_events, e))?;
+    let inserted = conn
+        .execute(insert_events, [])
+        .map_err(|e| EngineError::sql(insert_events, e))?;
     let insert_rejects = "INSERT INTO raw.netlog_rejects SELECT s.* FROM __ns_stage_rejects s \
                           WHERE NOT EXISTS (SELECT 1 FROM raw.netlog_rejects r WHERE r.reject_id = s.reject_id) \
                           QUALIFY row_number() OVER (PARTITION BY s.reject_id) = 1";
-    let rejects = conn.execute(insert_rejects, []).map_err(|e| EngineError::sql(insert_rejects, e))?;
+    let rejects = conn
+        .execute(insert_rejects, [])
+        .map_err(|e| EngineError::sql(insert_rejects, e))?;
     let cleanup = "DROP TABLE __ns_stage_events; DROP TABLE __ns_stage_rejects;";
-    conn.execute_batch(cleanup).map_err(|e| EngineError::sql(cleanup, e))?;
+    conn.execute_batch(cleanup)
+        .map_err(|e| EngineError::sql(cleanup, e))?;
     Ok(LoadOutcome {
         events_inserted: inserted as u64,
         events_duplicate: (batch.events.len() - inserted) as u64,

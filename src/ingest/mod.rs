@@ -177,7 +177,11 @@ fn ingest_one(
     let mut writer = BatchWriter::new(warehouse, batch_rows);
     let source = if path == "-" { "<stdin>" } else { path };
     match format {
-        Format::Jsonl => read_jsonl(BufReader::with_capacity(1 << 20, reader), source, &mut writer)?,
+        Format::Jsonl => read_jsonl(
+            BufReader::with_capacity(1 << 20, reader),
+            source,
+            &mut writer,
+        )?,
         Format::Csv => read_csv(reader, source, &mut writer)?,
     }
     let summary = writer.finish()?;

@@ -133,8 +133,8 @@ impl Rejection {
 }
 
 pub fn parse_json_line(line: &str) -> Result<NetlogEvent, Rejection> {
-    let wire: WireEvent = serde_json::from_str(line)
-        .map_err(|e| Rejection::row(format!("malformed JSON: {e}")))?;
+    let wire: WireEvent =
+        serde_json::from_str(line).map_err(|e| Rejection::row(format!("malformed JSON: {e}")))?;
     validate(wire)
 }
 
@@ -148,13 +148,24 @@ pub fn validate(wire: WireEvent) -> Result<NetlogEvent, Rejection> {
         ));
     }
     Ok(NetlogEvent {
-        subscriber_id: non_empty_text("subscriberId", required("subscriberId", wire.subscriber_id)?)?,
+        subscriber_id: non_empty_text(
+            "subscriberId",
+            required("subscriberId", wire.subscriber_id)?,
+        )?,
         src_ip: ip("srcIP", required("srcIP", wire.src_ip)?)?,
         dst_ip: ip("dstIP", required("dstIP", wire.dst_ip)?)?,
         src_port: bounded("srcPort", required("srcPort", wire.src_port)?, 65_535)? as u16,
         dst_port: bounded("dstPort", required("dstPort", wire.dst_port)?, 65_535)? as u16,
-        tx_bytes: bounded("txBytes", required("txBytes", wire.tx_bytes)?, i64::MAX as u64)?,
-        rx_bytes: bounded("rxBytes", required("rxBytes", wire.rx_bytes)?, i64::MAX as u64)?,
+        tx_bytes: bounded(
+            "txBytes",
+            required("txBytes", wire.tx_bytes)?,
+            i64::MAX as u64,
+        )?,
+        rx_bytes: bounded(
+            "rxBytes",
+            required("rxBytes", wire.rx_bytes)?,
+            i64::MAX as u64,
+        )?,
         tcp_flag: wire
             .tcp_flag
             .map(|v| bounded("tcpFlag", v, 511).map(|f| f as u16))
@@ -222,9 +233,8 @@ fn ip(field: &'static str, value: Scalar) -> Result<IpAddr, Rejection> {
 
 /// A non-negative integer no larger than `max`.
 fn bounded(field: &'static str, value: Scalar, max: u64) -> Result<u64, Rejection> {
-    let out_of_range = |shown: String| {
-        Rejection::field(field, format!("{shown} is outside 0..={max}"))
-    };
+    let out_of_range =
+        |shown: String| Rejection::field(field, format!("{shown} is outside 0..={max}"));
     let n = match value {
         Scalar::UInt(v) => v,
         Scalar::Int(v) if v < 0 => return Err(out_of_range(v.to_string())),
@@ -265,7 +275,10 @@ fn coordinate(field: &'static str, value: Scalar, limit: f64) -> Result<f64, Rej
     if v.is_finite() && v.abs() <= limit {
         Ok(v)
     } else {
-        Err(Rejection::field(field, format!("{v} is outside -{limit}..={limit}")))
+        Err(Rejection::field(
+            field,
+            format!("{v} is outside -{limit}..={limit}"),
+        ))
     }
 }
 
@@ -325,7 +338,12 @@ pub fn event_id(event: &NetlogEvent) -> String {
     h.update(&event.tcp_flag.map_or(u32::MAX, u32::from).to_le_bytes());
     h.update(&event.start_time.timestamp_micros().to_le_bytes());
     h.update(&event.end_time.timestamp_micros().to_le_bytes());
-    h.update(&event.protocol_number.map_or(u16::MAX, u16::from).to_le_bytes());
+    h.update(
+        &event
+            .protocol_number
+            .map_or(u16::MAX, u16::from)
+            .to_le_bytes(),
+    );
     h.update(event.protocol_name.as_deref().unwrap_or("").as_bytes());
     format!("{:032x}", h.digest128())
 }
@@ -373,13 +391,34 @@ mod tests {
     #[test]
     fn each_bad_field_is_named_in_the_reason() {
         let cases = [
-            (GOOD.replace("\"srcPort\":2666", "\"srcPort\":70000"), "srcPort: 70000 is outside 0..=65535"),
-            (GOOD.replace("\"txBytes\":170", "\"txBytes\":-5"), "txBytes: -5 is outside"),
-            (GOOD.replace("10.159.166.182", "10.159.166"), "srcIP: `10.159.166` is not an IPv4 or IPv6 address"),
-            (GOOD.replace("\"endTime\":1570276570", "\"endTime\":1570276550"), "endTime: "),
-            (GOOD.replace("\"dstIP\":\"12.0.9.2\",", ""), "dstIP: missing"),
-            (GOOD.replace("\"rxBytes\":151", "\"rxBytes\":\"many\""), "rxBytes: `many` is not an integer"),
-            (GOOD.replace("1570276560", "\"yesterday\""), "startTime: `yesterday` is neither"),
+            (
+                GOOD.replace("\"srcPort\":2666", "\"srcPort\":70000"),
+                "srcPort: 70000 is outside 0..=65535",
+            ),
+            (
+                GOOD.replace("\"txBytes\":170", "\"txBytes\":-5"),
+                "txBytes: -5 is outside",
+            ),
+            (
+                GOOD.replace("10.159.166.182", "10.159.166"),
+                "srcIP: `10.159.166` is not an IPv4 or IPv6 address",
+            ),
+            (
+                GOOD.replace("\"endTime\":1570276570", "\"endTime\":1570276550"),
+                "endTime: ",
+            ),
+            (
+                GOOD.replace("\"dstIP\":\"12.0.9.2\",", ""),
+                "dstIP: missing",
+            ),
+            (
+                GOOD.replace("\"rxBytes\":151", "\"rxBytes\":\"many\""),
+                "rxBytes: `many` is not an integer",
+            ),
+            (
+                GOOD.replace("1570276560", "\"yesterday\""),
+                "startTime: `yesterday` is neither",
+            ),
             ("{not json".to_string(), "malformed JSON"),
         ];
         for (json, expected) in cases {

@@ -83,12 +83,11 @@ pub fn render_step(
     incremental: bool,
 ) -> Result<RenderedStep, RenderError> {
     let body = render_body(ctx, step, incremental)?;
-    let script = materialize(ctx, step, &body, incremental).map_err(|message| {
-        RenderError::Template {
+    let script =
+        materialize(ctx, step, &body, incremental).map_err(|message| RenderError::Template {
             file: step.file.clone(),
             message,
-        }
-    })?;
+        })?;
     Ok(RenderedStep { body, script })
 }
 
@@ -130,7 +129,9 @@ fn register_helpers(tera: &mut tera::Tera, ctx: &RenderContext<'_>, incremental:
     let registry = ctx.naming.qualify(&state::model_registry());
 
     let lookup = relations.clone();
-    tera.register_function("ref", move |args: &HelperArgs| name_of(&lookup, args, "ref"));
+    tera.register_function("ref", move |args: &HelperArgs| {
+        name_of(&lookup, args, "ref")
+    });
     let lookup = relations;
     tera.register_function("model", move |args: &HelperArgs| {
         name_of(&lookup, args, "model")
@@ -246,7 +247,12 @@ fn create_table_as(this: &str, step: &Step, body: &str) -> String {
         layout.push_str(&format!("\nPARTITION BY {partition}"));
     }
     if !step.config.cluster_by.is_empty() {
-        let columns: Vec<String> = step.config.cluster_by.iter().map(|c| c.to_string()).collect();
+        let columns: Vec<String> = step
+            .config
+            .cluster_by
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         layout.push_str(&format!("\nCLUSTER BY {}", columns.join(", ")));
     }
     format!("CREATE OR REPLACE TABLE {this}{layout} AS\n{body}")

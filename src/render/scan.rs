@@ -101,11 +101,10 @@ pub fn scan(source: &str) -> Result<ScannedTemplate, ScanError> {
             }
             let args_start = ident_end + open + 1;
             let line = line_of(source, start + ident_end);
-            let (raw_args, args_end) = split_args(region, args_start)
-                .ok_or_else(|| ScanError {
-                    line,
-                    message: format!("unclosed `{helper}(`"),
-                })?;
+            let (raw_args, args_end) = split_args(region, args_start).ok_or_else(|| ScanError {
+                line,
+                message: format!("unclosed `{helper}(`"),
+            })?;
             let mut args = Vec::new();
             let mut keyword_text = Vec::new();
             for (index, raw) in raw_args.iter().enumerate() {
@@ -333,7 +332,8 @@ mod tests {
 
     #[test]
     fn calls_inside_statements_are_found() {
-        let src = "{% if is_incremental() %}\nWHERE t > (SELECT MAX(t) FROM {{ this }})\n{% endif %}";
+        let src =
+            "{% if is_incremental() %}\nWHERE t > (SELECT MAX(t) FROM {{ this }})\n{% endif %}";
         let scanned = scan(src).unwrap();
         assert_eq!(scanned.calls.len(), 1);
         assert_eq!(scanned.calls[0].helper, "is_incremental");

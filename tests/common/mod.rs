@@ -18,8 +18,11 @@ impl TestProject {
     pub fn shipped() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        std::fs::copy(root.join("pipelines.yaml"), dir.path().join("pipelines.yaml"))
-            .expect("copy pipelines.yaml");
+        std::fs::copy(
+            root.join("pipelines.yaml"),
+            dir.path().join("pipelines.yaml"),
+        )
+        .expect("copy pipelines.yaml");
         copy_dir(&root.join("sql"), &dir.path().join("sql"));
         TestProject { dir }
     }
