@@ -129,7 +129,6 @@ pub fn save(
         }
     }
     centroids.flush().map_err(store_error)?;
-    drop_appender(centroids);
     let mut clusters = conn
         .appender_to_db("__model_clusters", "models")
         .map_err(store_error)?;
@@ -145,7 +144,6 @@ pub fn save(
             .map_err(store_error)?;
     }
     clusters.flush().map_err(store_error)?;
-    drop_appender(clusters);
     let mut distances = conn
         .appender_to_db("__model_training_distances", "models")
         .map_err(store_error)?;
@@ -155,7 +153,6 @@ pub fn save(
             .map_err(store_error)?;
     }
     distances.flush().map_err(store_error)?;
-    drop_appender(distances);
     let mut iterations = conn
         .appender_to_db("__model_iterations", "models")
         .map_err(store_error)?;
@@ -171,11 +168,6 @@ pub fn save(
     }
     iterations.flush().map_err(store_error)?;
     Ok(())
-}
-
-/// Appenders flush on drop; naming the drop keeps one appender open at a time.
-fn drop_appender(appender: duckdb::Appender<'_>) {
-    std::mem::drop(appender);
 }
 
 fn save_features(conn: &Connection, name: &str, trained: &KMeansModel) -> Result<(), BqmlError> {

@@ -59,7 +59,10 @@ impl DuckDbWarehouse {
             location: path.display().to_string(),
             naming: Naming::Local,
         };
-        let mut setup = String::new();
+        // Offline by design: a query needing an extension fails now instead of trying a download.
+        let mut setup = String::from(
+            "SET autoinstall_known_extensions = false;\nSET autoload_known_extensions = false;\n",
+        );
         for dataset in Dataset::ALL {
             setup.push_str(&format!("CREATE SCHEMA IF NOT EXISTS {dataset};\n"));
         }

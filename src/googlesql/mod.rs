@@ -70,6 +70,7 @@
 //! | `CONCAT(a, b, …)` | `(a \|\| b \|\| …)` | BigQuery returns NULL if any argument is NULL; DuckDB's `concat` skips NULLs |
 //! | `GREATEST/LEAST(a, …)` | `CASE WHEN a IS NULL OR … THEN NULL ELSE greatest(a, …) END` | BigQuery returns NULL if any argument is NULL; DuckDB skips NULLs |
 //! | `LOGICAL_OR/AND`, `IS_NAN`, `IS_INF` | `bool_or/bool_and`, `isnan`, `isinf` | other names |
+//! | `COUNTIF(c)` | `COALESCE(count_if(c), 0)` | DuckDB's `count_if` is NULL when every condition is NULL; BigQuery's is 0 |
 //! | `SPLIT(s)` | `split(s, ',')` | BigQuery's default delimiter |
 //! | `SUBSTR(s, p[, n])` | `ns_substr(s, p[, n])` | BigQuery starts at 1 for p = 0 or p < −len, and errors on n < 0 |
 //! | `DATE(ts)`, `DATE(y, m, d)` | `CAST(ts AS DATE)`, `make_date(y, m, d)` | |
