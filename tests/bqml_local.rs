@@ -75,6 +75,16 @@ fn detect_anomalies_uses_the_training_quantile_and_a_strict_threshold() {
     let rows = detect(&mut wh, "0", "16.0, 16.5");
     assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [false, true]);
 
+    // ML calls nest: the input of one can be the output of another.
+    let nested = wh
+        .query(
+            "SELECT centroid_id, x FROM ML.DETECT_ANOMALIES(MODEL models.two, STRUCT(0.5 AS contamination),
+               (SELECT x FROM ML.DETECT_ANOMALIES(MODEL models.two, STRUCT(0.5 AS contamination),
+                  (SELECT x FROM UNNEST([13.0]) AS x))))",
+        )
+        .unwrap();
+    assert_eq!(nested.rows, [vec![Cell::Int(2), Cell::Float(13.0)]]);
+
     let err = wh
         .query("SELECT * FROM ML.DETECT_ANOMALIES(MODEL models.two, STRUCT(0.6 AS contamination), (SELECT 1.0 AS x))")
         .unwrap_err()

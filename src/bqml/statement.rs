@@ -423,7 +423,7 @@ pub fn recognize(statement: &str) -> Result<Recognized, BqmlError> {
         }
         return Ok(Recognized::DropModel { model, if_exists });
     }
-    replace_ml_calls(statement, 0).map(|(text, calls)| Recognized::Sql { text, calls })
+    replace_ml_calls(statement).map(|(text, calls)| Recognized::Sql { text, calls })
 }
 
 fn create_model(cursor: &mut Cursor<'_>) -> Result<CreateModel, BqmlError> {
@@ -506,8 +506,9 @@ fn strip_outer_parens(query: &str) -> &str {
 }
 
 /// Cuts every `ML.F(MODEL m, …)` out of `sql`, leaving `__ns_ml_<n>` in its place. Inputs that
-/// are queries may hold ML calls themselves; those are numbered after `first_index`.
-fn replace_ml_calls(sql: &str, first_index: usize) -> Result<(String, Vec<MlCall>), BqmlError> {
+/// are queries may hold ML calls themselves: the engine expands those separately, before
+/// pasting the input in, so numbering restarts at 0 for each query.
+fn replace_ml_calls(sql: &str) -> Result<(String, Vec<MlCall>), BqmlError> {
     let mut cursor = Cursor::new(sql)?;
     let mut out = String::with_capacity(sql.len());
     let mut copied_to = 0;
@@ -534,7 +535,7 @@ fn replace_ml_calls(sql: &str, first_index: usize) -> Result<(String, Vec<MlCall
         })?;
         let args = cursor.parenthesized(function.sql_name())?;
         let end = cursor.end_of_previous();
-        let placeholder = format!("{PLACEHOLDER_PREFIX}{}", first_index + calls.len());
+        let placeholder = format!("{PLACEHOLDER_PREFIX}{}", calls.len());
         let (model, settings, input) = ml_arguments(args, function, line)?;
         out.push_str(&sql[copied_to..start]);
         out.push_str(&placeholder);
@@ -615,11 +616,8 @@ fn struct_settings(inner: &str, context: &str) -> Result<Vec<(String, OptionValu
 }
 
 /// `MlInput::Query` text may itself contain ML calls; the engine recognizes it again.
-pub fn recognize_query(
-    query: &str,
-    first_index: usize,
-) -> Result<(String, Vec<MlCall>), BqmlError> {
-    replace_ml_calls(query, first_index)
+pub fn recognize_query(query: &str) -> Result<(String, Vec<MlCall>), BqmlError> {
+    replace_ml_calls(query)
 }
 
 #[cfg(test)]

@@ -117,8 +117,9 @@ impl DuckDbWarehouse {
         Ok(sql)
     }
 
-    fn translate_query(&self, query: &str, first_index: usize) -> Result<String, EngineError> {
-        let (text, calls) = statement::recognize_query(query, first_index)?;
+    /// An input or training query, with any ML calls inside it expanded first.
+    fn translate_query(&self, query: &str) -> Result<String, EngineError> {
+        let (text, calls) = statement::recognize_query(query)?;
         self.to_duckdb(&text, &calls)
     }
 
@@ -129,12 +130,11 @@ impl DuckDbWarehouse {
             model: call.model.to_string(),
             message,
         };
-        let nested_index = call.placeholder.len() * 1000;
         let input_sql = match &call.input {
             Some(MlInput::Table(table)) => {
-                self.translate_query(&format!("SELECT * FROM {table}"), nested_index)?
+                self.translate_query(&format!("SELECT * FROM {table}"))?
             }
-            Some(MlInput::Query(query)) => self.translate_query(query, nested_index)?,
+            Some(MlInput::Query(query)) => self.translate_query(query)?,
             None => String::new(),
         };
         match call.function {
@@ -211,7 +211,7 @@ impl DuckDbWarehouse {
             return Err(BqmlError::NameTaken(name).into());
         }
         let mut spec = bqml::model_spec(create)?;
-        let query = self.translate_query(&create.query, 0)?;
+        let query = self.translate_query(&create.query)?;
         let mut columns = self.training_columns(&query, &name)?;
         let mut init_flags = match &spec.init_column {
             Some(init_column) => Some(take_init_flags(&mut columns, init_column, &name)?),
