@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{self, ConfigError, ProjectConfig};
 use crate::dag::{CycleError, Dag, EdgeOrigin};
+use crate::ingest::schema;
 use crate::relation::{Dataset, Identifier, TableRef};
 use crate::render::scan::{self, HelperCall, Literal, ScannedTemplate};
 
@@ -118,6 +119,7 @@ impl Project {
         let dag = build_dag(&config, &steps)?;
         dag.topological_order()?;
         check_pipelines(&config, &config_text, &steps)?;
+        check_raw_sources(&config, &config_text)?;
         Ok(Project {
             root: root.to_path_buf(),
             config,
@@ -396,6 +398,54 @@ fn check_source(config: &ProjectConfig, call: &HelperCall) -> Result<(), String>
             config::CONFIG_FILE
         ))
     }
+}
+
+/// Ingest writes the raw tables with a fixed schema; declared columns must say the same, so the
+/// YAML never documents a table that does not exist.
+fn check_raw_sources(config: &ProjectConfig, config_text: &str) -> Result<(), ProjectError> {
+    let fixed = [
+        (schema::events_table(), &schema::EVENT_COLUMNS[..]),
+        (schema::rejects_table(), &schema::REJECT_COLUMNS[..]),
+    ];
+    for (table, columns) in fixed {
+        let Some(declared) = config
+            .sources
+            .get(&table.dataset)
+            .and_then(|tables| tables.get(&table.name))
+            .filter(|t| !t.columns.is_empty())
+        else {
+            continue;
+        };
+        let declared: Vec<(String, String)> = declared
+            .columns
+            .iter()
+            .map(|(name, ty)| (name.to_string(), ty.to_ascii_uppercase()))
+            .collect();
+        let mut expected: Vec<(String, String)> = columns
+            .iter()
+            .map(|(name, ty)| (name.to_string(), ty.to_string()))
+            .collect();
+        expected.sort();
+        if declared != expected {
+            let list: Vec<String> = columns.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+            return Err(ProjectError::Layout {
+                file: format!(
+                    "{}:{}",
+                    config::CONFIG_FILE,
+                    config::locate_key(
+                        config_text,
+                        &["sources", table.dataset.as_str(), table.name.as_str()]
+                    )
+                    .0
+                ),
+                message: format!(
+                    "sources.{table} declares columns that differ from what ingest writes; declare exactly {}",
+                    list.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_pipelines(

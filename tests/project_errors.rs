@@ -119,3 +119,21 @@ fn var_values_cannot_inject_sql() {
     let value = project.query_csv("SELECT s FROM features.a");
     assert_eq!(value, ["x"]);
 }
+
+#[test]
+fn declared_raw_columns_must_match_what_ingest_writes() {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines.yaml")).unwrap();
+    let project = TestProject::shipped();
+    std::fs::write(
+        project.path().join("pipelines.yaml"),
+        shipped.replace("        txBytes: INT64\n", "        txBytes: STRING\n"),
+    )
+    .unwrap();
+    let err = compile_error(&project);
+    assert!(
+        err.contains("sources.raw.netlog_events declares columns that differ"),
+        "{err}"
+    );
+    assert!(err.contains("txBytes: INT64"), "{err}");
+}
