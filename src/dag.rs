@@ -69,12 +69,12 @@ impl Dag {
             remaining.remove(node);
             order.push(node.to_string());
             for (dependant, deps) in &self.dependencies {
-                if deps.contains_key(node) {
-                    if let Some(n) = remaining.get_mut(dependant.as_str()) {
-                        *n -= 1;
-                        if *n == 0 {
-                            ready.insert(dependant);
-                        }
+                if deps.contains_key(node)
+                    && let Some(n) = remaining.get_mut(dependant.as_str())
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        ready.insert(dependant);
                     }
                 }
             }
@@ -126,10 +126,10 @@ impl Dag {
         }
         let mut marks = BTreeMap::new();
         for node in self.dependencies.keys() {
-            if !marks.contains_key(node.as_str()) {
-                if let Some(cycle) = visit(self, node, &mut marks, &mut Vec::new()) {
-                    return Some(cycle);
-                }
+            if !marks.contains_key(node.as_str())
+                && let Some(cycle) = visit(self, node, &mut marks, &mut Vec::new())
+            {
+                return Some(cycle);
             }
         }
         None

@@ -2,6 +2,10 @@
 //! naming and executed as one script, with its status, timing and row count recorded in
 //! `ops.step_runs`. The runner drives any `Warehouse` and never asks which engine it is.
 
+// Errors here carry the failing step's SQL error with its statement text; they are returned
+// once per run, so their size costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
 use std::time::{Duration, Instant};
 
 use crate::engine::{EngineError, Warehouse};

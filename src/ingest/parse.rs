@@ -176,7 +176,7 @@ pub fn validate(wire: WireEvent) -> Result<NetlogEvent, Rejection> {
             .timestamp
             .map(|v| timestamp("timestamp", v))
             .transpose()?,
-        protocol_name: wire.protocol_name.map(|v| text(v)),
+        protocol_name: wire.protocol_name.map(text),
         protocol_number: wire
             .protocol_number
             .map(|v| bounded("protocolNumber", v, 255).map(|n| n as u8))

@@ -236,10 +236,11 @@ fn parse_literal(text: &str) -> Literal {
     if let Ok(n) = text.parse::<f64>() {
         return Literal::Number(n);
     }
-    if text.starts_with('[') && text.ends_with(']') {
-        if let Some((items, _)) = split_args(&format!("{})", &text[1..text.len() - 1]), 0) {
-            return Literal::List(items.into_iter().map(parse_literal).collect());
-        }
+    if text.starts_with('[')
+        && text.ends_with(']')
+        && let Some((items, _)) = split_args(&format!("{})", &text[1..text.len() - 1]), 0)
+    {
+        return Literal::List(items.into_iter().map(parse_literal).collect());
     }
     Literal::Expression(text.to_string())
 }
