@@ -844,6 +844,12 @@ fn sq_distance(distance: DistanceType, a: &[f64], na: f64, b: &[f64], nb: f64) -
     }
 }
 
+/// The distance between two points of the preprocessed space under `distance`, with the same
+/// zero-vector rules as training (for metrics computed outside a training pass).
+pub fn point_distance(distance: DistanceType, a: &[f64], b: &[f64]) -> f64 {
+    sq_distance(distance, a, norm(a), b, norm(b)).sqrt()
+}
+
 // Four independent accumulators let the compiler vectorize; a single running sum is a serial
 // dependency chain that made the Lloyd pass several times slower.
 #[inline]

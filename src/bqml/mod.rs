@@ -2,6 +2,7 @@
 //! with BigQuery's semantics (`kmeans`), the model store in DuckDB tables (`store`), and the SQL
 //! that scores rows inside DuckDB (`scoring`). On BigQuery none of this runs: BQML is native.
 
+pub mod functions;
 pub mod kmeans;
 pub mod scoring;
 pub mod statement;

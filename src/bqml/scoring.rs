@@ -7,7 +7,7 @@ use crate::bqml::kmeans::{self, DistanceType};
 
 /// A DuckDB double literal that parses back to exactly `value` (scientific notation is read as
 /// DOUBLE; a plain decimal literal would be read as DECIMAL and rounded on conversion).
-fn double(value: f64) -> String {
+pub(super) fn double(value: f64) -> String {
     if value.is_finite() {
         format!("{value:e}")
     } else {
@@ -19,7 +19,7 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn quote_text(text: &str) -> String {
+pub(super) fn quote_text(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
@@ -114,11 +114,13 @@ fn with_dimensions(model: &StoredModel, input_sql: &str) -> String {
     )
 }
 
-fn helper_columns(model: &StoredModel) -> Vec<String> {
+/// The scoring helper columns to drop from the output: the dimensions plus `extra`.
+fn helper_columns(model: &StoredModel, extra: &str) -> String {
     (0..model.dimensions())
         .map(dimension_column)
-        .chain(["__ns_d".to_string()])
-        .collect()
+        .chain([extra.to_string()])
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// ML.DETECT_ANOMALIES: `is_anomaly`, `normalized_distance`, `centroid_id`, then the input
@@ -136,8 +138,76 @@ pub fn detect_anomalies_sql(model: &StoredModel, threshold: f64, input_sql: &str
          * EXCLUDE ({helpers}) \
          FROM (SELECT *, list_value({distances}) AS __ns_d FROM ({prepared}))",
         threshold = double(threshold),
-        helpers = helper_columns(model).join(", "),
+        helpers = helper_columns(model, "__ns_d"),
         distances = normalized.join(", "),
         prepared = with_dimensions(model, input_sql),
+    )
+}
+
+/// `ML.PREDICT` lists this many nearest centroids at most.
+const NEAREST_CENTROIDS_LISTED: usize = 5;
+
+/// ML.PREDICT: `centroid_id` (nearest by plain distance), `nearest_centroids_distance` (the
+/// nearest few, ascending; ties by centroid id), then the input columns as given.
+pub fn predict_sql(model: &StoredModel, input_sql: &str) -> String {
+    let candidates: Vec<String> = model
+        .centroids
+        .iter()
+        .enumerate()
+        .map(|(c, centroid)| {
+            format!(
+                "{{'DISTANCE': {}, 'CENTROID_ID': CAST({} AS BIGINT)}}",
+                distance_expr(model, centroid),
+                c + 1
+            )
+        })
+        .collect();
+    let listed = NEAREST_CENTROIDS_LISTED.min(model.centroids.len());
+    format!(
+        "SELECT __ns_near[1].CENTROID_ID AS centroid_id, __ns_near AS nearest_centroids_distance, \
+         * EXCLUDE ({helpers}) \
+         FROM (SELECT *, list_transform(list_slice(list_sort(list_value({candidates})), 1, {listed}), \
+         lambda __ns_c: {{'CENTROID_ID': __ns_c.CENTROID_ID, 'DISTANCE': __ns_c.DISTANCE}}) AS __ns_near \
+         FROM ({prepared}))",
+        helpers = helper_columns(model, "__ns_near"),
+        candidates = candidates.join(", "),
+        prepared = with_dimensions(model, input_sql),
+    )
+}
+
+/// ML.EVALUATE over input rows: the Davies–Bouldin index and the mean squared distance, each
+/// row in the cluster of its nearest centroid. Same rules as `KMeansModel::davies_bouldin_index`:
+/// clusters without rows are left out, coincident centroids contribute 0, and fewer than two
+/// clusters with rows (or no rows at all) give the undefined metric.
+pub fn evaluate_sql(model: &StoredModel, input_sql: &str) -> String {
+    let distances: Vec<String> = model
+        .centroids
+        .iter()
+        .map(|c| distance_expr(model, c))
+        .collect();
+    let mut pairs = Vec::new();
+    for (i, a) in model.centroids.iter().enumerate() {
+        for (j, b) in model.centroids.iter().enumerate() {
+            if i != j {
+                let d = kmeans::point_distance(model.distance, a, b);
+                pairs.push(format!("({}, {}, {})", i + 1, j + 1, double(d)));
+            }
+        }
+    }
+    let undefined = double(kmeans::UNDEFINED_METRIC);
+    format!(
+        "WITH __ns_assigned AS (\
+           SELECT list_min(__ns_d) AS d, list_position(__ns_d, list_min(__ns_d)) AS c \
+           FROM (SELECT list_value({distances}) AS __ns_d FROM ({prepared}))), \
+         __ns_scatter AS (SELECT c, AVG(d) AS s FROM __ns_assigned GROUP BY c), \
+         __ns_pairs(i, j, d) AS (VALUES {pairs}), \
+         __ns_worst AS (SELECT a.c, MAX(CASE WHEN p.d > 0 THEN (a.s + b.s) / p.d ELSE 0e0 END) AS r \
+           FROM __ns_scatter AS a JOIN __ns_scatter AS b ON a.c <> b.c \
+           JOIN __ns_pairs AS p ON p.i = a.c AND p.j = b.c GROUP BY a.c) \
+         SELECT (SELECT CASE WHEN COUNT(*) >= 2 THEN AVG(r) ELSE {undefined} END FROM __ns_worst) AS davies_bouldin_index, \
+         (SELECT COALESCE(AVG(d * d), {undefined}) FROM __ns_assigned) AS mean_squared_distance",
+        distances = distances.join(", "),
+        prepared = with_dimensions(model, input_sql),
+        pairs = pairs.join(", "),
     )
 }

@@ -16,15 +16,20 @@ CREATE TABLE IF NOT EXISTS models.__model_centroids (model_name VARCHAR, centroi
 CREATE TABLE IF NOT EXISTS models.__model_clusters (model_name VARCHAR, centroid_id INTEGER, cluster_size BIGINT, cluster_radius DOUBLE, scoring_radius DOUBLE);
 CREATE TABLE IF NOT EXISTS models.__model_training_distances (model_name VARCHAR, rank BIGINT, normalized_distance DOUBLE);
 CREATE TABLE IF NOT EXISTS models.__model_iterations (model_name VARCHAR, iteration INTEGER, loss DOUBLE, duration_ms BIGINT);
+CREATE TABLE IF NOT EXISTS models.__model_iteration_clusters (model_name VARCHAR, iteration INTEGER, centroid_id INTEGER, cluster_size BIGINT, cluster_radius DOUBLE);
+ALTER TABLE models.__models ADD COLUMN IF NOT EXISTS davies_bouldin_index DOUBLE;
+ALTER TABLE models.__models ADD COLUMN IF NOT EXISTS mean_squared_distance DOUBLE;
+ALTER TABLE models.__model_features ADD COLUMN IF NOT EXISTS category_count BIGINT;
 ";
 
-const MODEL_TABLES: [&str; 6] = [
+const MODEL_TABLES: [&str; 7] = [
     "models.__models",
     "models.__model_features",
     "models.__model_centroids",
     "models.__model_clusters",
     "models.__model_training_distances",
     "models.__model_iterations",
+    "models.__model_iteration_clusters",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +109,9 @@ pub fn save(
     drop(conn, model)?;
     let name = model.to_string();
     conn.execute(
-        "INSERT INTO models.__models VALUES (?, 'KMEANS', now()::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO models.__models (model_name, model_type, created_at, training_rows, num_clusters, \
+         dimensions, distance_type, standardize, options, training_query) \
+         VALUES (?, 'KMEANS', now()::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?)",
         params![
             name,
             trained.training_rows as i64,
@@ -172,7 +179,11 @@ pub fn save(
 
 fn save_features(conn: &Connection, name: &str, trained: &KMeansModel) -> Result<(), BqmlError> {
     let mut insert = conn
-        .prepare("INSERT INTO models.__model_features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .prepare(
+            "INSERT INTO models.__model_features (model_name, position, feature, kind, mean, stddev, \
+             min, max, median, null_count, categories, category_count) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
         .map_err(store_error)?;
     for (position, feature) in trained.preprocessor.features.iter().enumerate() {
         match feature {
@@ -195,7 +206,8 @@ fn save_features(conn: &Connection, name: &str, trained: &KMeansModel) -> Result
                 max,
                 median,
                 *null_count as i64,
-                None::<String>
+                None::<String>,
+                None::<i64>
             ]),
             FeaturePrep::Categorical {
                 name: feature,
@@ -212,7 +224,8 @@ fn save_features(conn: &Connection, name: &str, trained: &KMeansModel) -> Result
                 None::<f64>,
                 None::<f64>,
                 *null_count as i64,
-                serde_json::to_string(categories).map_err(store_error)?
+                serde_json::to_string(categories).map_err(store_error)?,
+                categories.iter().flatten().count() as i64
             ]),
         }
         .map_err(store_error)?;

@@ -10,10 +10,8 @@ use duckdb::{Connection, params};
 
 use super::{Cell, EngineError, ResultSet, ScriptOutcome, Warehouse};
 use crate::bqml::kmeans::{self, ColumnData, InitMethod, InputColumn};
-use crate::bqml::statement::{
-    self, CreateModel, MlCall, MlFunction, MlInput, OptionValue, Recognized,
-};
-use crate::bqml::{self, BqmlError, scoring, store};
+use crate::bqml::statement::{self, CreateModel, MlCall, MlInput, Recognized};
+use crate::bqml::{self, BqmlError, functions, store};
 use crate::googlesql;
 use crate::ingest::batch::{EventBatch, LoadOutcome};
 use crate::ingest::schema;
@@ -124,45 +122,24 @@ impl DuckDbWarehouse {
     }
 
     fn ml_call_sql(&self, call: &MlCall) -> Result<String, EngineError> {
-        let model = store::load(&self.conn, &call.model)?;
-        let call_error = |message: String| BqmlError::Call {
-            function: call.function.sql_name(),
-            model: call.model.to_string(),
-            message,
-        };
         let input_sql = match &call.input {
             Some(MlInput::Table(table)) => {
-                self.translate_query(&format!("SELECT * FROM {table}"))?
+                Some(self.translate_query(&format!("SELECT * FROM {table}"))?)
             }
-            Some(MlInput::Query(query)) => self.translate_query(query)?,
-            None => String::new(),
+            Some(MlInput::Query(query)) => Some(self.translate_query(query)?),
+            None => None,
         };
-        match call.function {
-            MlFunction::DetectAnomalies => {
-                let contamination = match call.settings.iter().find(|(k, _)| k == "contamination") {
-                    Some((_, OptionValue::Number(c))) => *c,
-                    _ => {
-                        return Err(call_error(
-                            "k-means needs STRUCT(<number> AS contamination) as the second argument".into(),
-                        )
-                        .into());
-                    }
-                };
-                if input_sql.is_empty() {
-                    return Err(call_error("needs input data: TABLE name or (query)".into()).into());
-                }
-                self.check_input_columns(&model, &input_sql)
-                    .map_err(|m| EngineError::from(call_error(m)))?;
-                let threshold = store::anomaly_threshold(&self.conn, &model, contamination)?;
-                Ok(scoring::detect_anomalies_sql(&model, threshold, &input_sql))
-            }
-            other => Err(BqmlError::Unsupported {
-                line: call.line,
-                construct: other.sql_name().to_string(),
-                hint: "the local engine runs ML.DETECT_ANOMALIES for now; the other ML functions run on the bigquery target".into(),
-            }
-            .into()),
+        if let Some(input) = &input_sql {
+            let model = store::load(&self.conn, &call.model)?;
+            self.check_input_columns(&model, input).map_err(|message| {
+                EngineError::from(BqmlError::Call {
+                    function: call.function.sql_name(),
+                    model: call.model.to_string(),
+                    message,
+                })
+            })?;
         }
+        Ok(functions::expand(&self.conn, call, input_sql.as_deref())?)
     }
 
     fn check_input_columns(
