@@ -27,6 +27,16 @@ impl TestProject {
         TestProject { dir }
     }
 
+    /// A copy of a project under `tests/fixtures/<name>`.
+    pub fn fixture(name: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        copy_dir(&root, dir.path());
+        TestProject { dir }
+    }
+
     /// A project with the given pipelines.yaml and SQL files (path under sql/, contents).
     pub fn custom(pipelines_yaml: &str, files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
