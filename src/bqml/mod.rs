@@ -158,31 +158,63 @@ pub fn model_spec(create: &CreateModel) -> Result<ModelSpec, BqmlError> {
 /// promise either way, and reruns here must be reproducible. `flags` (CUSTOM init) move with
 /// their rows.
 pub fn canonical_row_order(columns: &mut [InputColumn], flags: Option<&mut Vec<bool>>) {
-    let rows = columns.first().map_or(0, |c| c.data.len());
-    let mut order: Vec<usize> = (0..rows).collect();
-    order.sort_by(|&a, &b| {
-        columns
-            .iter()
-            .map(|c| compare_cells(&c.data, a, b))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
+    let Some(first) = columns.first() else {
+        return;
+    };
+    // An order-preserving integer key of the first column settles almost every comparison
+    // without chasing the columns; only equal keys compare the rows cell by cell, and identical
+    // rows keep their arrival order.
+    let mut keyed: Vec<(u64, usize)> = (0..first.data.len())
+        .map(|i| (sort_key(&first.data, i), i))
+        .collect();
+    keyed.sort_unstable_by(|&(ka, a), &(kb, b)| {
+        ka.cmp(&kb).then_with(|| {
+            columns
+                .iter()
+                .map(|c| compare_cells(&c.data, a, b))
+                .find(|o| o.is_ne())
+                .unwrap_or_else(|| a.cmp(&b))
+        })
     });
+    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
     for column in columns.iter_mut() {
-        column.data = match &column.data {
-            ColumnData::Numeric(v) => ColumnData::Numeric(order.iter().map(|&i| v[i]).collect()),
+        match &mut column.data {
+            ColumnData::Numeric(v) => *v = v.permuted(&order),
             ColumnData::Categorical(v) => {
-                ColumnData::Categorical(order.iter().map(|&i| v[i].clone()).collect())
+                let mut old = std::mem::take(v);
+                *v = order.iter().map(|&i| old[i].take()).collect();
             }
-        };
+        }
     }
     if let Some(flags) = flags {
         *flags = order.iter().map(|&i| flags[i]).collect();
     }
 }
 
+/// A key whose order agrees with [`compare_cells`] wherever two keys differ: the total order of
+/// a number's bits, or the first 8 bytes of a string; NULL gets 0, the smallest.
+fn sort_key(data: &ColumnData, row: usize) -> u64 {
+    match data {
+        ColumnData::Numeric(v) => v.get(row).map_or(0, |x| {
+            let bits = x.to_bits();
+            if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits | 1 << 63
+            }
+        }),
+        ColumnData::Categorical(v) => v[row].as_deref().map_or(0, |s| {
+            let mut prefix = [0u8; 8];
+            let n = s.len().min(8);
+            prefix[..n].copy_from_slice(&s.as_bytes()[..n]);
+            u64::from_be_bytes(prefix)
+        }),
+    }
+}
+
 fn compare_cells(data: &ColumnData, a: usize, b: usize) -> Ordering {
     match data {
-        ColumnData::Numeric(v) => match (v[a], v[b]) {
+        ColumnData::Numeric(v) => match (v.get(a), v.get(b)) {
             (Some(x), Some(y)) => x.total_cmp(&y),
             (x, y) => x.is_some().cmp(&y.is_some()),
         },
@@ -213,7 +245,7 @@ mod tests {
         canonical_row_order(&mut a, Some(&mut flags));
         assert_eq!(
             a[0].data,
-            ColumnData::Numeric(vec![None, Some(1.0), Some(1.0), Some(3.0)])
+            ColumnData::Numeric(vec![None, Some(1.0), Some(1.0), Some(3.0)].into())
         );
         assert_eq!(
             a[1].data,
