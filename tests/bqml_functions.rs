@@ -294,3 +294,104 @@ fn ml_function_arguments_are_checked_like_bigquery() {
     );
     assert!(message.contains("ML.EXPLAIN_FORECAST"), "{message}");
 }
+
+#[test]
+fn training_info_and_evaluate_without_input_report_the_training_run() {
+    let mut wh = warehouse();
+    train_two_clusters(&mut wh);
+    let info = query(
+        &mut wh,
+        "SELECT * FROM ML.TRAINING_INFO(MODEL models.two) ORDER BY iteration",
+    );
+    assert_eq!(
+        info.columns,
+        [
+            "training_run",
+            "iteration",
+            "loss",
+            "duration_ms",
+            "cluster_info"
+        ]
+    );
+    // The seeds 0 and 10 are already in their final clusters: one pass reaches the fixed point.
+    let last = info.rows.last().expect("at least one iteration");
+    assert!(close(float(&last[2]), 22.0 / 6.0), "final loss {last:?}");
+    let Cell::List(clusters) = &last[4] else {
+        panic!("cluster_info {:?}", last[4])
+    };
+    let clusters: Vec<(i64, f64, i64)> = clusters
+        .iter()
+        .map(|c| match c {
+            Cell::Struct(f) => {
+                assert_eq!(
+                    [f[0].0.as_str(), f[1].0.as_str(), f[2].0.as_str()],
+                    ["centroid_id", "cluster_radius", "cluster_size"]
+                );
+                (
+                    f[0].1.as_i64().unwrap(),
+                    float(&f[1].1),
+                    f[2].1.as_i64().unwrap(),
+                )
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(clusters.len(), 2);
+    assert_eq!((clusters[0].0, clusters[0].2), (1, 2));
+    assert!(close(clusters[0].1, 1.0));
+    assert_eq!((clusters[1].0, clusters[1].2), (2, 4));
+    assert!(close(clusters[1].1, 5f64.sqrt()));
+
+    let stored = query(&mut wh, "SELECT * FROM ML.EVALUATE(MODEL models.two)");
+    let recomputed = query(
+        &mut wh,
+        "SELECT * FROM ML.EVALUATE(MODEL models.two, TABLE features.points)",
+    );
+    assert!(close(float(&stored.rows[0][0]), 0.25));
+    for (a, b) in stored.rows[0].iter().zip(&recomputed.rows[0]) {
+        assert!(close(float(a), float(b)), "{stored:?} vs {recomputed:?}");
+    }
+}
+
+#[test]
+fn warm_start_continues_from_the_existing_centroids() {
+    let mut wh = warehouse();
+    train_two_clusters(&mut wh);
+    // Shift every point by +1; one Lloyd pass from the old centroids (1 and 13) lands on the
+    // new means, 2 and 14, with the old cluster numbering.
+    wh.execute_script(
+        "CREATE OR REPLACE TABLE features.points AS SELECT x + 1 AS x, seed FROM features.points;
+         CREATE OR REPLACE MODEL models.two OPTIONS(model_type='kmeans', warm_start=TRUE, standardize_features=FALSE,
+           max_iterations=1) AS SELECT x FROM features.points",
+    )
+    .expect("warm start");
+    let centroids = query(
+        &mut wh,
+        "SELECT centroid_id, numerical_value FROM ML.CENTROIDS(MODEL models.two) ORDER BY centroid_id",
+    );
+    assert!(close(float(&centroids.rows[0][1]), 2.0), "{centroids:?}");
+    assert!(close(float(&centroids.rows[1][1]), 14.0), "{centroids:?}");
+
+    let error = wh
+        .execute_script(
+            "CREATE OR REPLACE MODEL models.two OPTIONS(model_type='kmeans', warm_start=TRUE, num_clusters=3)
+             AS SELECT x FROM features.points",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("keeps the model's 2 clusters"), "{error}");
+    let error = wh
+        .execute_script(
+            "CREATE MODEL models.fresh OPTIONS(model_type='kmeans', warm_start=TRUE) AS SELECT x FROM features.points",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("needs an existing model"), "{error}");
+    let error = wh
+        .execute_script(
+            "CREATE OR REPLACE MODEL models.two OPTIONS(model_type='kmeans', warm_start=TRUE) AS SELECT x, x * 2 AS y FROM features.points",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("feature columns"), "{error}");
+}

@@ -23,9 +23,9 @@ fn bqml_fixture_runs_on_the_local_engine() {
     );
     assert_eq!(predictions, ["1,4", "2,4"]);
     let report = project.query_csv(
-        "SELECT categorical_features, nulls, iterations > 0, davies_bouldin_index < 1 FROM ops.model_report",
+        "SELECT categorical_features, nulls, iterations > 0, davies_bouldin_index < 1, cosine_training_msd >= 0 FROM ops.model_report",
     );
-    assert_eq!(report, ["1,3,true,true"]);
+    assert_eq!(report, ["1,3,true,true,true"]);
 
     // CREATE MODEL IF NOT EXISTS keeps the first model; a rerun changes nothing.
     let before = project.query_csv(

@@ -24,6 +24,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::thread;
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
@@ -186,7 +189,7 @@ pub enum KMeansError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnData {
     /// INT64, FLOAT64, NUMERIC.
-    Numeric(Vec<Option<f64>>),
+    Numeric(NumericValues),
     /// STRING; BOOL arrives here as `"true"` / `"false"`.
     Categorical(Vec<Option<String>>),
 }
@@ -211,6 +214,120 @@ impl ColumnData {
     }
 }
 
+/// A numeric column as values plus NULL flags: 8 bytes a value (9 once a NULL appears) where
+/// `Option<f64>` takes 16, since training holds millions of them next to the feature matrix.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NumericValues {
+    /// A NULL's slot holds 0.0, so equal columns compare equal.
+    values: Vec<f64>,
+    /// `None` until the first NULL.
+    nulls: Option<Vec<bool>>,
+}
+
+impl NumericValues {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(capacity),
+            nulls: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn get(&self, row: usize) -> Option<f64> {
+        if self.is_null(row) {
+            None
+        } else {
+            Some(self.values[row])
+        }
+    }
+
+    fn is_null(&self, row: usize) -> bool {
+        self.nulls.as_ref().is_some_and(|n| n[row])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Option<f64>> + '_ {
+        (0..self.len()).map(|row| self.get(row))
+    }
+
+    pub fn null_count(&self) -> usize {
+        self.nulls
+            .as_ref()
+            .map_or(0, |n| n.iter().filter(|&&null| null).count())
+    }
+
+    pub fn push(&mut self, value: Option<f64>) {
+        match value {
+            Some(x) => {
+                self.values.push(x);
+                if let Some(nulls) = &mut self.nulls {
+                    nulls.push(false);
+                }
+            }
+            None => {
+                let rows = self.values.len();
+                self.values.push(0.0);
+                self.nulls
+                    .get_or_insert_with(|| {
+                        let mut nulls = Vec::with_capacity(self.values.capacity());
+                        nulls.resize(rows, false);
+                        nulls
+                    })
+                    .push(true);
+            }
+        }
+    }
+
+    /// Appends values none of which is NULL.
+    pub fn extend_from_slice(&mut self, values: &[f64]) {
+        self.values.extend_from_slice(values);
+        if let Some(nulls) = &mut self.nulls {
+            nulls.resize(self.values.len(), false);
+        }
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.values.shrink_to_fit();
+        if let Some(nulls) = &mut self.nulls {
+            nulls.shrink_to_fit();
+        }
+    }
+
+    /// The rows in the given order: row `i` of the result is row `order[i]` of `self`.
+    pub fn permuted(&self, order: &[usize]) -> Self {
+        Self {
+            values: order.iter().map(|&i| self.values[i]).collect(),
+            nulls: self
+                .nulls
+                .as_ref()
+                .map(|n| order.iter().map(|&i| n[i]).collect()),
+        }
+    }
+}
+
+impl FromIterator<Option<f64>> for NumericValues {
+    fn from_iter<I: IntoIterator<Item = Option<f64>>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        let mut out = Self::with_capacity(iter.size_hint().0);
+        for value in iter {
+            out.push(value);
+        }
+        out
+    }
+}
+
+impl From<Vec<Option<f64>>> for NumericValues {
+    fn from(values: Vec<Option<f64>>) -> Self {
+        values.into_iter().collect()
+    }
+}
+
 const NUMERIC_KIND: &str = "numeric (INT64/FLOAT64/NUMERIC)";
 const CATEGORICAL_KIND: &str = "categorical (STRING/BOOL)";
 
@@ -224,7 +341,7 @@ impl InputColumn {
     pub fn numeric(name: impl Into<String>, values: Vec<Option<f64>>) -> Self {
         Self {
             name: name.into(),
-            data: ColumnData::Numeric(values),
+            data: ColumnData::Numeric(values.into()),
         }
     }
 
@@ -244,6 +361,9 @@ pub enum InitMethod {
     Custom {
         selected_rows: Vec<bool>,
     },
+    /// Start from these centroids, given in the preprocessed space (`warm_start`); k is their
+    /// count.
+    Centroids(Vec<Vec<f64>>),
 }
 
 impl InitMethod {
@@ -252,6 +372,7 @@ impl InitMethod {
             InitMethod::Random => "RANDOM",
             InitMethod::KMeansPlusPlus => "KMEANS++",
             InitMethod::Custom { .. } => "CUSTOM",
+            InitMethod::Centroids(_) => "warm start",
         }
     }
 }
@@ -373,9 +494,10 @@ impl Preprocessor {
                 });
             }
         }
-        let features = columns
-            .iter()
-            .map(fit_feature)
+        // Columns are independent, so they are fitted in parallel; the median's selection makes
+        // this the slow part of fitting.
+        let features = parallel_map(columns.iter().collect(), fit_feature)
+            .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         let pre = Self {
             features,
@@ -414,42 +536,24 @@ impl Preprocessor {
             .map(|(feature, column)| Kernel::new(feature, column))
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = vec![0.0; rows * dims];
-        // Row-outer so the output is written sequentially; the column reads are a few
-        // independent streams, which the prefetcher handles well.
-        for (row, out_row) in out.chunks_exact_mut(dims).enumerate() {
+        // Blocks of rows in parallel; within a block, feature by feature, so each loop reads one
+        // input column while the block's output stays in cache.
+        let blocks: Vec<(usize, &mut [f64])> = out
+            .chunks_mut(CHUNK_ROWS * dims)
+            .enumerate()
+            .map(|(b, block)| (b * CHUNK_ROWS, block))
+            .collect();
+        let standardize = self.standardize;
+        parallel_map(blocks, |(first_row, block)| {
             let mut offset = 0;
             for kernel in &kernels {
-                match kernel {
-                    Kernel::Numeric {
-                        name,
-                        values,
-                        mean,
-                        stddev,
-                    } => {
-                        let x = match values[row] {
-                            None => *mean,
-                            Some(x) if x.is_finite() => x,
-                            Some(x) => {
-                                return Err(KMeansError::NonFinite {
-                                    column: name.to_string(),
-                                    row,
-                                    value: x,
-                                });
-                            }
-                        };
-                        out_row[offset] = scale(x, *mean, *stddev, self.standardize);
-                        offset += 1;
-                    }
-                    Kernel::Categorical { values, index } => {
-                        // An unseen value leaves the all-zero one-hot vector, as BigQuery does.
-                        if let Some(&i) = index.get(&values[row].as_deref()) {
-                            out_row[offset + i] = 1.0;
-                        }
-                        offset += index.len();
-                    }
-                }
+                kernel.write(first_row, block, dims, offset, standardize)?;
+                offset += kernel.dims();
             }
-        }
+            Ok(())
+        })
+        .into_iter()
+        .collect::<Result<(), KMeansError>>()?;
         Ok(out)
     }
 
@@ -477,7 +581,7 @@ impl Preprocessor {
 enum Kernel<'a> {
     Numeric {
         name: &'a str,
-        values: &'a [Option<f64>],
+        values: &'a NumericValues,
         mean: f64,
         stddev: f64,
     },
@@ -517,6 +621,58 @@ impl<'a> Kernel<'a> {
                 found: data.kind(),
             }),
         }
+    }
+
+    fn dims(&self) -> usize {
+        match self {
+            Kernel::Numeric { .. } => 1,
+            Kernel::Categorical { index, .. } => index.len(),
+        }
+    }
+
+    /// Writes this feature's dimensions, starting at `offset` in each row of `block` (rows
+    /// `first_row..` of the input, `dims` wide, zero-initialized).
+    fn write(
+        &self,
+        first_row: usize,
+        block: &mut [f64],
+        dims: usize,
+        offset: usize,
+        standardize: bool,
+    ) -> Result<(), KMeansError> {
+        let rows = block.chunks_exact_mut(dims).zip(first_row..);
+        match self {
+            Kernel::Numeric {
+                name,
+                values,
+                mean,
+                stddev,
+            } => {
+                for (out, row) in rows {
+                    let x = match values.get(row) {
+                        None => *mean,
+                        Some(x) if x.is_finite() => x,
+                        Some(x) => {
+                            return Err(KMeansError::NonFinite {
+                                column: name.to_string(),
+                                row,
+                                value: x,
+                            });
+                        }
+                    };
+                    out[offset] = scale(x, *mean, *stddev, standardize);
+                }
+            }
+            Kernel::Categorical { values, index } => {
+                for (out, row) in rows {
+                    // An unseen value leaves the all-zero one-hot vector, as BigQuery does.
+                    if let Some(&i) = index.get(&values[row].as_deref()) {
+                        out[offset + i] = 1.0;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -573,9 +729,9 @@ fn fit_feature(column: &InputColumn) -> Result<FeaturePrep, KMeansError> {
     let name = column.name.clone();
     match &column.data {
         ColumnData::Numeric(values) => {
-            let mut present = Vec::with_capacity(values.len());
+            let mut present = Vec::with_capacity(values.len() - values.null_count());
             for (row, v) in values.iter().enumerate() {
-                if let Some(x) = *v {
+                if let Some(x) = v {
                     if !x.is_finite() {
                         return Err(KMeansError::NonFinite {
                             column: name,
@@ -652,6 +808,15 @@ fn median_in_place(values: &mut [f64]) -> f64 {
     }
 }
 
+/// One cluster as an iteration left it (`ML.TRAINING_INFO`'s `cluster_info`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClusterInfo {
+    /// Training rows assigned to the cluster.
+    pub size: u64,
+    /// RMS distance of those rows to the centroid, in the preprocessed space; 0 when empty.
+    pub radius: f64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct IterationInfo {
     /// From 0, as `ML.TRAINING_INFO` numbers them.
@@ -661,6 +826,8 @@ pub struct IterationInfo {
     pub loss: f64,
     /// Wall time of the iteration; iteration 0 includes the initialization.
     pub duration_ms: u64,
+    /// Per centroid (id = index + 1), for the centroids this iteration produced.
+    pub clusters: Vec<ClusterInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -676,12 +843,30 @@ pub struct KMeansModel {
     pub training_normalized_distances: Vec<f64>,
     pub iterations: Vec<IterationInfo>,
     pub training_rows: u64,
+    /// `ML.EVALUATE` without input: [`KMeansModel::davies_bouldin_index`] of the training rows.
+    pub davies_bouldin_index: f64,
+    /// `ML.EVALUATE` without input: [`KMeansModel::mean_squared_distance`] of the training
+    /// rows, which is also the last iteration's loss.
+    pub mean_squared_distance: f64,
 }
 
 /// Fits the preprocessing on `columns` and trains a model on them.
 pub fn train(columns: &[InputColumn], options: &KMeansOptions) -> Result<KMeansModel, KMeansError> {
     let preprocessor = Preprocessor::fit(columns, options.standardize_features)?;
     train_with_preprocessor(preprocessor, columns, options)
+}
+
+/// [`train`], freeing the columns as soon as they are preprocessed: the raw columns and the
+/// training state are then never held at once, which bounds `CREATE MODEL`'s peak memory.
+pub fn train_owned(
+    columns: Vec<InputColumn>,
+    options: &KMeansOptions,
+) -> Result<KMeansModel, KMeansError> {
+    validate_options(options)?;
+    let preprocessor = Preprocessor::fit(&columns, options.standardize_features)?;
+    let data = preprocessor.transform(&columns)?;
+    drop(columns);
+    train_matrix(preprocessor, &data, options)
 }
 
 /// Trains with an already fitted preprocessing (e.g. one fitted first to map warm-start
@@ -693,25 +878,27 @@ pub fn train_with_preprocessor(
 ) -> Result<KMeansModel, KMeansError> {
     validate_options(options)?;
     let data = preprocessor.transform(columns)?;
+    train_matrix(preprocessor, &data, options)
+}
+
+/// Trains on `data`, the row-major matrix `preprocessor` produced.
+fn train_matrix(
+    preprocessor: Preprocessor,
+    data: &[f64],
+    options: &KMeansOptions,
+) -> Result<KMeansModel, KMeansError> {
     let dims = preprocessor.dims();
     let rows = data.len().checked_div(dims).unwrap_or(0);
     if rows == 0 {
         return Err(KMeansError::NoRows);
     }
-    let space = Space::new(&data, dims, options.distance);
+    let space = Space::new(data, dims, options.distance);
     let started = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let centroids = initial_centroids(&space, options, &mut rng)?;
     let k = centroids.len() / dims;
     let lloyd = lloyd(&space, centroids, k, options, started);
-
-    let cluster_radii: Vec<f64> = lloyd
-        .last_pass
-        .sse
-        .iter()
-        .zip(&lloyd.last_pass.counts)
-        .map(|(&sse, &n)| if n > 0 { (sse / n as f64).sqrt() } else { 0.0 })
-        .collect();
+    let clusters = lloyd.last_pass.clusters();
     let mut model = KMeansModel {
         preprocessor,
         distance: options.distance,
@@ -720,26 +907,26 @@ pub fn train_with_preprocessor(
             .chunks_exact(dims)
             .map(<[f64]>::to_vec)
             .collect(),
-        cluster_sizes: lloyd.last_pass.counts.clone(),
-        cluster_radii,
+        cluster_sizes: clusters.iter().map(|c| c.size).collect(),
+        cluster_radii: clusters.iter().map(|c| c.radius).collect(),
         training_normalized_distances: Vec::new(),
         iterations: lloyd.iterations,
         training_rows: rows as u64,
+        davies_bouldin_index: UNDEFINED_METRIC,
+        mean_squared_distance: UNDEFINED_METRIC,
     };
+    // One final pass gives what scoring and ML.EVALUATE need: the radii must be known first.
     let radii = model.scoring_radii();
-    let centroid_norms: Vec<f64> = lloyd.centroids.chunks_exact(dims).map(norm).collect();
-    let mut nds: Vec<f64> = (0..rows)
-        .map(|i| {
-            let clusters = lloyd
-                .centroids
-                .chunks_exact(dims)
-                .zip(&centroid_norms)
-                .zip(&radii)
-                .map(|((c, &n), &r)| (c, n, r));
-            argmin_normalized(options.distance, space.row(i), space.norm(i), clusters).1
-        })
-        .collect();
-    nds.sort_unstable_by(f64::total_cmp);
+    let last = scan(
+        &space,
+        &Centroids::new(&lloyd.centroids, dims, options.distance),
+        Some(&radii),
+    );
+    model.davies_bouldin_index = model.davies_bouldin(&last);
+    model.mean_squared_distance = last.mean_squared_distance();
+    let mut nds = last.normalized;
+    // Distances are non-negative, where the bit patterns sort like the values and compare faster.
+    nds.sort_unstable_by_key(|d| d.to_bits());
     model.training_normalized_distances = nds;
     Ok(model)
 }
@@ -785,6 +972,58 @@ pub fn default_num_clusters(rows: usize) -> usize {
     k.max(MIN_NUM_CLUSTERS)
 }
 
+/// Rows per unit of parallel work. Each chunk sums its own rows and the chunks' sums are added
+/// in chunk order, so a model is the same bit for bit whatever the number of threads.
+const CHUNK_ROWS: usize = 8192;
+
+/// Threads the passes over the rows use: the machine's available parallelism.
+fn worker_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| thread::available_parallelism().map_or(1, NonZeroUsize::get))
+}
+
+/// `items.map(work)` on up to [`worker_threads`] threads (the caller's included), results in
+/// item order. Threads take the next item as they finish one, so a core slowed by other load
+/// does less of the work.
+fn parallel_map<I: Send, R: Send>(items: Vec<I>, work: impl Fn(I) -> R + Sync) -> Vec<R> {
+    let threads = worker_threads().min(items.len());
+    if threads <= 1 {
+        return items.into_iter().map(work).collect();
+    }
+    let queue = Mutex::new(items.into_iter().enumerate());
+    let drain = || {
+        let mut done = Vec::new();
+        loop {
+            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+            match next {
+                Some((i, item)) => done.push((i, work(item))),
+                None => return done,
+            }
+        }
+    };
+    let mut results = thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(&drain)).collect();
+        let mut results = drain();
+        for helper in helpers {
+            match helper.join() {
+                Ok(done) => results.extend(done),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
+    });
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The rows of `data` in [`CHUNK_ROWS`] chunks, each with the index of its first row.
+fn row_chunks(data: &[f64], dims: usize) -> Vec<(usize, &[f64])> {
+    data.chunks(CHUNK_ROWS * dims)
+        .enumerate()
+        .map(|(c, rows)| (c * CHUNK_ROWS, rows))
+        .collect()
+}
+
 /// The training matrix plus what the distance needs precomputed (row norms for cosine).
 struct Space<'a> {
     data: &'a [f64],
@@ -819,10 +1058,6 @@ impl<'a> Space<'a> {
     fn norm(&self, i: usize) -> f64 {
         self.norms.get(i).copied().unwrap_or(0.0)
     }
-
-    fn sq_dist(&self, a: &[f64], na: f64, b: &[f64], nb: f64) -> f64 {
-        sq_distance(self.distance, a, na, b, nb)
-    }
 }
 
 /// Squared distance; for cosine, `na`/`nb` are the vectors' norms (ignored for Euclidean).
@@ -830,17 +1065,7 @@ impl<'a> Space<'a> {
 fn sq_distance(distance: DistanceType, a: &[f64], na: f64, b: &[f64], nb: f64) -> f64 {
     match distance {
         DistanceType::Euclidean => sq_euclidean(a, b),
-        DistanceType::Cosine => {
-            if na == 0.0 || nb == 0.0 {
-                if na == nb {
-                    0.0
-                } else {
-                    COSINE_ZERO_VECTOR_DISTANCE * COSINE_ZERO_VECTOR_DISTANCE
-                }
-            } else {
-                (1.0 - dot(a, b) / (na * nb)).max(0.0)
-            }
-        }
+        DistanceType::Cosine => sq_cosine(dot(a, b), na, nb),
     }
 }
 
@@ -850,42 +1075,33 @@ pub fn point_distance(distance: DistanceType, a: &[f64], b: &[f64]) -> f64 {
     sq_distance(distance, a, norm(a), b, norm(b)).sqrt()
 }
 
-// Four independent accumulators let the compiler vectorize; a single running sum is a serial
-// dependency chain that made the Lloyd pass several times slower.
+/// The squared cosine distance from the dot product and the two norms.
+#[inline]
+fn sq_cosine(dot: f64, na: f64, nb: f64) -> f64 {
+    if na == 0.0 || nb == 0.0 {
+        if na == nb {
+            0.0
+        } else {
+            COSINE_ZERO_VECTOR_DISTANCE * COSINE_ZERO_VECTOR_DISTANCE
+        }
+    } else {
+        (1.0 - dot / (na * nb)).max(0.0)
+    }
+}
+
+// Sums run in dimension order everywhere (here, in the training kernel's lanes and in the SQL
+// scoring's `POW(x0 − c0, 2) + POW(x1 − c1, 2) + …`), so all three agree bit for bit.
 #[inline]
 fn sq_euclidean(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for j in 0..4 {
-            let t = x[j] - y[j];
-            acc[j] += t * t;
-        }
-    }
-    let mut tail = 0.0;
-    for (x, y) in ra.iter().zip(rb) {
+    a.iter().zip(b).fold(0.0, |acc, (x, y)| {
         let t = x - y;
-        tail += t * t;
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+        acc + t * t
+    })
 }
 
 #[inline]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for j in 0..4 {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    let mut tail = 0.0;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += x * y;
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+    a.iter().zip(b).fold(0.0, |acc, (x, y)| acc + x * y)
 }
 
 /// The `ML.DETECT_ANOMALIES` rule shared by training and scoring: the 0-based cluster
@@ -910,6 +1126,174 @@ fn norm(a: &[f64]) -> f64 {
     dot(a, a).sqrt()
 }
 
+/// Centroids per block of the distance kernel: 8 f64 fill one 512-bit or two 256-bit registers.
+const LANES: usize = 8;
+
+/// Centroids laid out for the passes over the rows: transposed in blocks of [`LANES`], so a
+/// row's distances to a whole block come from one loop over the dimensions whose body is the
+/// same operation on every lane, which the compiler vectorizes. Each lane still sums its terms
+/// in dimension order, so the distances equal [`sq_distance`]'s exactly.
+struct Centroids {
+    k: usize,
+    dims: usize,
+    distance: DistanceType,
+    /// `coords[b * dims + j][l]` is coordinate j of centroid `b * LANES + l` (0 past k).
+    coords: Vec<[f64; LANES]>,
+    /// Norms by block and lane, for cosine (0 past k).
+    norms: Vec<[f64; LANES]>,
+}
+
+impl Centroids {
+    /// `flat` is `k × dims`, row-major.
+    fn new(flat: &[f64], dims: usize, distance: DistanceType) -> Self {
+        let k = flat.len() / dims;
+        let blocks = k.div_ceil(LANES);
+        let mut coords = vec![[0.0; LANES]; blocks * dims];
+        let mut norms = vec![[0.0; LANES]; blocks];
+        for (c, centroid) in flat.chunks_exact(dims).enumerate() {
+            let (b, l) = (c / LANES, c % LANES);
+            for (j, &x) in centroid.iter().enumerate() {
+                coords[b * dims + j][l] = x;
+            }
+            norms[b][l] = norm(centroid);
+        }
+        Self {
+            k,
+            dims,
+            distance,
+            coords,
+            norms,
+        }
+    }
+
+    /// Calls `visit(centroid index, squared distance)` for every centroid, in index order.
+    #[inline(always)]
+    fn each_sq(&self, row: &[f64], row_norm: f64, mut visit: impl FnMut(usize, f64)) {
+        for (b, block) in self.coords.chunks_exact(self.dims).enumerate() {
+            let sq = match self.distance {
+                DistanceType::Euclidean => lanes_sq_euclidean(row, block),
+                DistanceType::Cosine => {
+                    let dots = lanes_dot(row, block);
+                    std::array::from_fn(|l| sq_cosine(dots[l], row_norm, self.norms[b][l]))
+                }
+            };
+            let first = b * LANES;
+            for (l, &d) in sq.iter().take(self.k - first).enumerate() {
+                visit(first + l, d);
+            }
+        }
+    }
+
+    /// The nearest centroid and the squared distance to it; ties go to the lowest index.
+    #[inline(always)]
+    fn nearest(&self, row: &[f64], row_norm: f64) -> (usize, f64) {
+        let mut best = (0, f64::INFINITY);
+        self.each_sq(row, row_norm, |c, sq| {
+            if sq < best.1 {
+                best = (c, sq);
+            }
+        });
+        best
+    }
+}
+
+#[inline(always)]
+fn lanes_sq_euclidean(row: &[f64], block: &[[f64; LANES]]) -> [f64; LANES] {
+    let mut acc = [0.0; LANES];
+    for (&x, c) in row.iter().zip(block) {
+        for l in 0..LANES {
+            let t = x - c[l];
+            acc[l] += t * t;
+        }
+    }
+    acc
+}
+
+#[inline(always)]
+fn lanes_dot(row: &[f64], block: &[[f64; LANES]]) -> [f64; LANES] {
+    let mut acc = [0.0; LANES];
+    for (&x, c) in row.iter().zip(block) {
+        for l in 0..LANES {
+            acc[l] += x * c[l];
+        }
+    }
+    acc
+}
+
+/// Per-cluster totals of one pass over rows, each row in the cluster of its nearest centroid.
+struct Scan {
+    counts: Vec<u64>,
+    sse: Vec<f64>,
+    /// Sums of the (not squared) distances, for Davies–Bouldin.
+    distance_sums: Vec<f64>,
+    /// Each row's normalized distance, in row order, when the pass was given radii.
+    normalized: Vec<f64>,
+}
+
+impl Scan {
+    fn new(k: usize) -> Self {
+        Self {
+            counts: vec![0; k],
+            sse: vec![0.0; k],
+            distance_sums: vec![0.0; k],
+            normalized: Vec::new(),
+        }
+    }
+
+    fn mean_squared_distance(&self) -> f64 {
+        let rows: u64 = self.counts.iter().sum();
+        if rows == 0 {
+            return UNDEFINED_METRIC;
+        }
+        self.sse.iter().sum::<f64>() / rows as f64
+    }
+}
+
+/// One parallel pass over `space` against fixed centroids; with `radii`, also every row's
+/// normalized distance (the `ML.DETECT_ANOMALIES` rule, as [`argmin_normalized`] applies it).
+fn scan(space: &Space<'_>, centroids: &Centroids, radii: Option<&[f64]>) -> Scan {
+    let k = centroids.k;
+    let parts = parallel_map(row_chunks(space.data, space.dims), |(first, rows)| {
+        let mut part = Scan::new(k);
+        for (row, i) in rows.chunks_exact(space.dims).zip(first..) {
+            let mut plain = (0, f64::INFINITY);
+            let mut normalized = f64::INFINITY;
+            centroids.each_sq(row, space.norm(i), |c, sq| {
+                if sq < plain.1 {
+                    plain = (c, sq);
+                }
+                if let Some(radii) = radii {
+                    let d = sq.sqrt() / radii[c];
+                    if d < normalized {
+                        normalized = d;
+                    }
+                }
+            });
+            let (c, sq) = plain;
+            part.counts[c] += 1;
+            part.sse[c] += sq;
+            part.distance_sums[c] += sq.sqrt();
+            if radii.is_some() {
+                part.normalized.push(normalized);
+            }
+        }
+        part
+    });
+    let mut total = Scan::new(k);
+    total
+        .normalized
+        .reserve_exact(if radii.is_some() { space.rows() } else { 0 });
+    for part in parts {
+        for c in 0..k {
+            total.counts[c] += part.counts[c];
+            total.sse[c] += part.sse[c];
+            total.distance_sums[c] += part.distance_sums[c];
+        }
+        total.normalized.extend_from_slice(&part.normalized);
+    }
+    total
+}
+
 fn initial_centroids(
     space: &Space<'_>,
     options: &KMeansOptions,
@@ -918,37 +1302,20 @@ fn initial_centroids(
     let rows = space.rows();
     let dims = space.dims;
     if let Some(warm) = &options.warm_start_centroids {
-        if let Some(k) = options.num_clusters
-            && k != warm.len()
-        {
-            return Err(KMeansError::WarmStartCount {
-                expected: k,
-                found: warm.len(),
-            });
-        }
-        validate_num_clusters(warm.len(), rows)?;
-        let mut flat = Vec::with_capacity(warm.len() * dims);
-        for (i, c) in warm.iter().enumerate() {
-            if c.len() != dims {
-                return Err(KMeansError::WarmStartDims {
-                    centroid: i + 1,
-                    expected: dims,
-                    found: c.len(),
-                });
-            }
-            if c.iter().any(|x| !x.is_finite()) {
-                return Err(KMeansError::WarmStartNonFinite { centroid: i + 1 });
-            }
-            flat.extend_from_slice(c);
-        }
-        return Ok(flat);
+        return given_centroids(warm, options.num_clusters, rows, dims);
     }
-    let k = options
-        .num_clusters
-        .unwrap_or_else(|| default_num_clusters(rows));
-    validate_num_clusters(k, rows)?;
+    let requested_k = || {
+        let k = options
+            .num_clusters
+            .unwrap_or_else(|| default_num_clusters(rows));
+        validate_num_clusters(k, rows).map(|()| k)
+    };
     let chosen = match &options.init {
+        InitMethod::Centroids(given) => {
+            return given_centroids(given, options.num_clusters, rows, dims);
+        }
         InitMethod::Custom { selected_rows } => {
+            let k = requested_k()?;
             if selected_rows.len() != rows {
                 return Err(KMeansError::CustomInitLength {
                     rows,
@@ -964,12 +1331,46 @@ fn initial_centroids(
             }
             chosen
         }
-        InitMethod::Random => random_distinct_rows(space, k, rng)?,
-        InitMethod::KMeansPlusPlus => kmeans_plus_plus(space, k, rng)?,
+        InitMethod::Random => random_distinct_rows(space, requested_k()?, rng)?,
+        InitMethod::KMeansPlusPlus => kmeans_plus_plus(space, requested_k()?, rng)?,
     };
-    let mut flat = Vec::with_capacity(k * dims);
+    let mut flat = Vec::with_capacity(chosen.len() * dims);
     for i in chosen {
         flat.extend_from_slice(space.row(i));
+    }
+    Ok(flat)
+}
+
+/// Centroids given in the preprocessed space (warm start): as many clusters as centroids, each
+/// with the features' dimensions and finite.
+fn given_centroids(
+    given: &[Vec<f64>],
+    num_clusters: Option<usize>,
+    rows: usize,
+    dims: usize,
+) -> Result<Vec<f64>, KMeansError> {
+    if let Some(k) = num_clusters
+        && k != given.len()
+    {
+        return Err(KMeansError::WarmStartCount {
+            expected: k,
+            found: given.len(),
+        });
+    }
+    validate_num_clusters(given.len(), rows)?;
+    let mut flat = Vec::with_capacity(given.len() * dims);
+    for (i, c) in given.iter().enumerate() {
+        if c.len() != dims {
+            return Err(KMeansError::WarmStartDims {
+                centroid: i + 1,
+                expected: dims,
+                found: c.len(),
+            });
+        }
+        if c.iter().any(|x| !x.is_finite()) {
+            return Err(KMeansError::WarmStartNonFinite { centroid: i + 1 });
+        }
+        flat.extend_from_slice(c);
     }
     Ok(flat)
 }
@@ -1010,10 +1411,8 @@ fn kmeans_plus_plus(
     let rows = space.rows();
     let first = rng.random_range(0..rows);
     let mut chosen = vec![first];
-    let (c0, n0) = (space.row(first), space.norm(first));
-    let mut weights: Vec<f64> = (0..rows)
-        .map(|i| space.sq_dist(space.row(i), space.norm(i), c0, n0))
-        .collect();
+    let mut weights = vec![f64::INFINITY; rows];
+    nearer_to(space, &mut weights, first);
     while chosen.len() < k {
         let total: f64 = weights.iter().sum();
         // Every row is at distance 0 from a chosen centre: no further distinct row exists.
@@ -1042,25 +1441,44 @@ fn kmeans_plus_plus(
         // is then the one the sample fell into.
         let pick = pick.unwrap_or(last_positive);
         chosen.push(pick);
-        let (c, nc) = (space.row(pick), space.norm(pick));
-        for (i, w) in weights.iter_mut().enumerate() {
-            let d = space.sq_dist(space.row(i), space.norm(i), c, nc);
-            if d < *w {
-                *w = d;
-            }
-        }
+        nearer_to(space, &mut weights, pick);
     }
     Ok(chosen)
 }
 
-/// Buffers of one assignment pass, reused across iterations so the loop does not allocate.
+/// Lowers each row's weight to its squared distance to row `centre` where that is smaller.
+fn nearer_to(space: &Space<'_>, weights: &mut [f64], centre: usize) {
+    let (c, nc) = (space.row(centre), space.norm(centre));
+    let work: Vec<(usize, &mut [f64])> = weights
+        .chunks_mut(CHUNK_ROWS)
+        .enumerate()
+        .map(|(b, w)| (b * CHUNK_ROWS, w))
+        .collect();
+    parallel_map(work, |(first, weights)| {
+        for (w, i) in weights.iter_mut().zip(first..) {
+            let d = sq_distance(space.distance, space.row(i), space.norm(i), c, nc);
+            if d < *w {
+                *w = d;
+            }
+        }
+    });
+}
+
+/// What a Lloyd assignment pass leaves for the centroid update and the loss.
 struct Pass {
     assignments: Vec<u32>,
     counts: Vec<u64>,
     sums: Vec<f64>,
     sse: Vec<f64>,
-    centroid_norms: Vec<f64>,
     total_sse: f64,
+    changed: bool,
+}
+
+/// One chunk's share of a [`Pass`].
+struct PassPart {
+    counts: Vec<u64>,
+    sums: Vec<f64>,
+    sse: Vec<f64>,
     changed: bool,
 }
 
@@ -1071,7 +1489,6 @@ impl Pass {
             counts: vec![0; k],
             sums: vec![0.0; k * dims],
             sse: vec![0.0; k],
-            centroid_norms: vec![0.0; k],
             total_sse: 0.0,
             changed: false,
         }
@@ -1079,52 +1496,69 @@ impl Pass {
 
     /// Assigns every row to its nearest centroid and accumulates what the next update and the
     /// loss need.
-    fn run(&mut self, space: &Space<'_>, centroids: &[f64]) {
-        let dims = space.dims;
+    fn run(&mut self, space: &Space<'_>, centroids: &Centroids) {
+        let (dims, k) = (space.dims, centroids.k);
+        let work: Vec<(usize, &[f64], &mut [u32])> = row_chunks(space.data, dims)
+            .into_iter()
+            .zip(self.assignments.chunks_mut(CHUNK_ROWS))
+            .map(|((first, rows), assigned)| (first, rows, assigned))
+            .collect();
+        let parts = parallel_map(work, |(first, rows, assigned)| {
+            let mut part = PassPart {
+                counts: vec![0; k],
+                sums: vec![0.0; k * dims],
+                sse: vec![0.0; k],
+                changed: false,
+            };
+            for ((row, slot), i) in rows.chunks_exact(dims).zip(assigned).zip(first..) {
+                let (best, best_sq) = centroids.nearest(row, space.norm(i));
+                if *slot != best as u32 {
+                    *slot = best as u32;
+                    part.changed = true;
+                }
+                part.counts[best] += 1;
+                part.sse[best] += best_sq;
+                for (s, x) in part.sums[best * dims..(best + 1) * dims]
+                    .iter_mut()
+                    .zip(row)
+                {
+                    *s += x;
+                }
+            }
+            part
+        });
         self.counts.fill(0);
         self.sums.fill(0.0);
         self.sse.fill(0.0);
         self.changed = false;
-        if space.distance == DistanceType::Cosine {
-            for (n, c) in self
-                .centroid_norms
-                .iter_mut()
-                .zip(centroids.chunks_exact(dims))
-            {
-                *n = norm(c);
+        for part in parts {
+            for (a, b) in self.counts.iter_mut().zip(&part.counts) {
+                *a += b;
             }
-        }
-        for (i, row) in space.data.chunks_exact(dims).enumerate() {
-            let row_norm = space.norm(i);
-            let mut best = 0;
-            let mut best_sq = f64::INFINITY;
-            for (c, centroid) in centroids.chunks_exact(dims).enumerate() {
-                let sq = sq_distance(
-                    space.distance,
-                    row,
-                    row_norm,
-                    centroid,
-                    self.centroid_norms[c],
-                );
-                if sq < best_sq {
-                    best_sq = sq;
-                    best = c;
-                }
+            for (a, b) in self.sums.iter_mut().zip(&part.sums) {
+                *a += b;
             }
-            if self.assignments[i] != best as u32 {
-                self.assignments[i] = best as u32;
-                self.changed = true;
+            for (a, b) in self.sse.iter_mut().zip(&part.sse) {
+                *a += b;
             }
-            self.counts[best] += 1;
-            self.sse[best] += best_sq;
-            for (s, x) in self.sums[best * dims..(best + 1) * dims]
-                .iter_mut()
-                .zip(row)
-            {
-                *s += x;
-            }
+            self.changed |= part.changed;
         }
         self.total_sse = self.sse.iter().sum();
+    }
+
+    fn clusters(&self) -> Vec<ClusterInfo> {
+        self.counts
+            .iter()
+            .zip(&self.sse)
+            .map(|(&size, &sse)| ClusterInfo {
+                size,
+                radius: if size > 0 {
+                    (sse / size as f64).sqrt()
+                } else {
+                    0.0
+                },
+            })
+            .collect()
     }
 }
 
@@ -1144,7 +1578,7 @@ fn lloyd(
     let rows = space.rows() as f64;
     let dims = space.dims;
     let mut pass = Pass::new(space.rows(), k, dims);
-    pass.run(space, &centroids);
+    pass.run(space, &Centroids::new(&centroids, dims, space.distance));
     let mut prev_loss = pass.total_sse / rows;
     let mut iterations = Vec::new();
     for iteration in 0..options.max_iterations {
@@ -1163,13 +1597,14 @@ fn lloyd(
                 *x = s * inv;
             }
         }
-        pass.run(space, &centroids);
+        pass.run(space, &Centroids::new(&centroids, dims, space.distance));
         let loss = pass.total_sse / rows;
         let now = Instant::now();
         iterations.push(IterationInfo {
             iteration,
             loss,
             duration_ms: u64::try_from(now.duration_since(started).as_millis()).unwrap_or(u64::MAX),
+            clusters: pass.clusters(),
         });
         started = now;
         if options.early_stop && stalled(prev_loss, loss, options.min_rel_progress) {
@@ -1315,26 +1750,43 @@ impl KMeansModel {
     /// does; two coincident centroids contribute 0 (scikit-learn's convention). Fewer than two
     /// clusters with rows: [`UNDEFINED_METRIC`].
     pub fn davies_bouldin_index(&self, rows: &[f64]) -> f64 {
+        match self.scan_rows(rows) {
+            Some(scan) => self.davies_bouldin(&scan),
+            None => UNDEFINED_METRIC,
+        }
+    }
+
+    /// `ML.EVALUATE`'s mean squared distance of preprocessed rows (row-major) to their nearest
+    /// centroid; [`UNDEFINED_METRIC`] for no rows.
+    pub fn mean_squared_distance(&self, rows: &[f64]) -> f64 {
+        self.scan_rows(rows)
+            .map_or(UNDEFINED_METRIC, |scan| scan.mean_squared_distance())
+    }
+
+    fn scan_rows(&self, rows: &[f64]) -> Option<Scan> {
         let dims = self.dims();
+        if dims == 0 || self.centroids.is_empty() {
+            return None;
+        }
+        let centroids = Centroids::new(&self.centroids.concat(), dims, self.distance);
+        Some(scan(
+            &Space::new(rows, dims, self.distance),
+            &centroids,
+            None,
+        ))
+    }
+
+    /// Davies–Bouldin from a pass's per-cluster distance sums; see [`Self::davies_bouldin_index`].
+    fn davies_bouldin(&self, scan: &Scan) -> f64 {
         let k = self.num_clusters();
-        if dims == 0 {
-            return UNDEFINED_METRIC;
-        }
-        let mut sum_dist = vec![0.0; k];
-        let mut counts = vec![0u64; k];
-        for row in rows.chunks_exact(dims) {
-            let (c, sq) = self.nearest_plain_sq(row);
-            sum_dist[c] += sq.sqrt();
-            counts[c] += 1;
-        }
-        let present: Vec<usize> = (0..k).filter(|&c| counts[c] > 0).collect();
+        let present: Vec<usize> = (0..k).filter(|&c| scan.counts[c] > 0).collect();
         if present.len() < 2 {
             return UNDEFINED_METRIC;
         }
         let scatter: Vec<f64> = (0..k)
             .map(|c| {
-                if counts[c] > 0 {
-                    sum_dist[c] / counts[c] as f64
+                if scan.counts[c] > 0 {
+                    scan.distance_sums[c] / scan.counts[c] as f64
                 } else {
                     0.0
                 }
@@ -1360,106 +1812,102 @@ impl KMeansModel {
         total / present.len() as f64
     }
 
-    /// `ML.EVALUATE`'s mean squared distance of preprocessed rows (row-major) to their nearest
-    /// centroid; [`UNDEFINED_METRIC`] for no rows.
-    pub fn mean_squared_distance(&self, rows: &[f64]) -> f64 {
-        let dims = self.dims();
-        if dims == 0 || rows.len() < dims {
-            return UNDEFINED_METRIC;
-        }
-        let (sum, n) = rows.chunks_exact(dims).fold((0.0, 0u64), |(s, n), row| {
-            (s + self.nearest_plain_sq(row).1, n + 1)
-        });
-        sum / n as f64
-    }
-
-    /// This model's centroids expressed in `target`'s preprocessed space, for warm-starting a
-    /// retrain whose preprocessing was refitted on new data: numeric values go back to original
-    /// units with this model's statistics and forward with `target`'s; category weights follow
-    /// their category (0 for a category this model never saw, dropped for one `target` lacks).
+    /// This model's centroids in `target`'s preprocessed space: see [`map_centroids`].
     pub fn centroids_for(&self, target: &Preprocessor) -> Result<Vec<Vec<f64>>, KMeansError> {
-        let ours = &self.preprocessor.features;
-        if ours.len() != target.features.len() {
+        map_centroids(&self.preprocessor, &self.centroids, target)
+    }
+}
+
+/// Centroids of a model preprocessed by `source`, expressed in `target`'s preprocessed space,
+/// for warm-starting a retrain whose preprocessing was refitted on new data: numeric values go
+/// back to original units with `source`'s statistics and forward with `target`'s; category
+/// weights follow their category (0 for a category `source` never saw, dropped for one `target`
+/// lacks).
+pub fn map_centroids(
+    source: &Preprocessor,
+    centroids: &[Vec<f64>],
+    target: &Preprocessor,
+) -> Result<Vec<Vec<f64>>, KMeansError> {
+    let ours = &source.features;
+    if ours.len() != target.features.len() {
+        return Err(KMeansError::SchemaMismatch {
+            detail: format!(
+                "the model has {} feature columns, the new data {}",
+                ours.len(),
+                target.features.len()
+            ),
+        });
+    }
+    for (a, b) in ours.iter().zip(&target.features) {
+        if !a.name().eq_ignore_ascii_case(b.name()) || a.kind() != b.kind() {
             return Err(KMeansError::SchemaMismatch {
                 detail: format!(
-                    "the model has {} feature columns, the new data {}",
-                    ours.len(),
-                    target.features.len()
+                    "model column `{}` is {}, new column `{}` is {}",
+                    a.name(),
+                    a.kind(),
+                    b.name(),
+                    b.kind()
                 ),
             });
         }
+    }
+    let own_dims = source.dims();
+    if let Some((i, c)) = centroids
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.len() != own_dims)
+    {
+        return Err(KMeansError::SchemaMismatch {
+            detail: format!(
+                "the model's centroid {} has {} dimensions but its features have {own_dims}",
+                i + 1,
+                c.len()
+            ),
+        });
+    }
+    let dims = target.dims();
+    let mut out = Vec::with_capacity(centroids.len());
+    for centroid in centroids {
+        let mut mapped = vec![0.0; dims];
+        let (mut from, mut to) = (0, 0);
         for (a, b) in ours.iter().zip(&target.features) {
-            if !a.name().eq_ignore_ascii_case(b.name()) || a.kind() != b.kind() {
-                return Err(KMeansError::SchemaMismatch {
-                    detail: format!(
-                        "model column `{}` is {}, new column `{}` is {}",
-                        a.name(),
-                        a.kind(),
-                        b.name(),
-                        b.kind()
-                    ),
-                });
-            }
-        }
-        let own_dims = self.dims();
-        if let Some((i, c)) = self
-            .centroids
-            .iter()
-            .enumerate()
-            .find(|(_, c)| c.len() != own_dims)
-        {
-            return Err(KMeansError::SchemaMismatch {
-                detail: format!(
-                    "the model's centroid {} has {} dimensions but its features have {own_dims}",
-                    i + 1,
-                    c.len()
-                ),
-            });
-        }
-        let dims = target.dims();
-        let mut out = Vec::with_capacity(self.centroids.len());
-        for centroid in &self.centroids {
-            let mut mapped = vec![0.0; dims];
-            let (mut from, mut to) = (0, 0);
-            for (a, b) in ours.iter().zip(&target.features) {
-                match (a, b) {
-                    (
-                        FeaturePrep::Numeric {
-                            mean: m0,
-                            stddev: s0,
-                            ..
-                        },
-                        FeaturePrep::Numeric {
-                            mean: m1,
-                            stddev: s1,
-                            ..
-                        },
-                    ) => {
-                        let raw = unscale(centroid[from], *m0, *s0, self.preprocessor.standardize);
-                        mapped[to] = scale(raw, *m1, *s1, target.standardize);
-                    }
-                    (
-                        FeaturePrep::Categorical { categories: c0, .. },
-                        FeaturePrep::Categorical { categories: c1, .. },
-                    ) => {
-                        let position: HashMap<&Option<String>, usize> =
-                            c1.iter().enumerate().map(|(j, c)| (c, j)).collect();
-                        for (i, cat) in c0.iter().enumerate() {
-                            if let Some(&j) = position.get(cat) {
-                                mapped[to + j] = centroid[from + i];
-                            }
+            match (a, b) {
+                (
+                    FeaturePrep::Numeric {
+                        mean: m0,
+                        stddev: s0,
+                        ..
+                    },
+                    FeaturePrep::Numeric {
+                        mean: m1,
+                        stddev: s1,
+                        ..
+                    },
+                ) => {
+                    let raw = unscale(centroid[from], *m0, *s0, source.standardize);
+                    mapped[to] = scale(raw, *m1, *s1, target.standardize);
+                }
+                (
+                    FeaturePrep::Categorical { categories: c0, .. },
+                    FeaturePrep::Categorical { categories: c1, .. },
+                ) => {
+                    let position: HashMap<&Option<String>, usize> =
+                        c1.iter().enumerate().map(|(j, c)| (c, j)).collect();
+                    for (i, cat) in c0.iter().enumerate() {
+                        if let Some(&j) = position.get(cat) {
+                            mapped[to + j] = centroid[from + i];
                         }
                     }
-                    // Kinds were checked equal above.
-                    _ => {}
                 }
-                from += a.dims();
-                to += b.dims();
+                // Kinds were checked equal above.
+                _ => {}
             }
-            out.push(mapped);
+            from += a.dims();
+            to += b.dims();
         }
-        Ok(out)
+        out.push(mapped);
     }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -1535,6 +1983,8 @@ mod tests {
             training_rows: distances.len() as u64,
             training_normalized_distances: distances,
             iterations: vec![],
+            davies_bouldin_index: UNDEFINED_METRIC,
+            mean_squared_distance: UNDEFINED_METRIC,
         }
     }
 
@@ -1882,7 +2332,7 @@ mod tests {
             .map(|c| match c.data {
                 ColumnData::Numeric(v) => InputColumn::numeric(
                     c.name,
-                    v.into_iter().map(|x| x.map(|x| x * 2.0 + 1.0)).collect(),
+                    v.iter().map(|x| x.map(|x| x * 2.0 + 1.0)).collect(),
                 ),
                 other => InputColumn {
                     name: c.name,

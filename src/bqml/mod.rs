@@ -55,6 +55,8 @@ const KNOWN_OPTIONS: &str = "model_type, num_clusters, kmeans_init_method, kmean
 pub struct ModelSpec {
     pub options: KMeansOptions,
     pub init_column: Option<String>,
+    /// `warm_start = TRUE`: start from the existing model's centroids.
+    pub warm_start: bool,
 }
 
 pub fn model_spec(create: &CreateModel) -> Result<ModelSpec, BqmlError> {
@@ -67,6 +69,7 @@ pub fn model_spec(create: &CreateModel) -> Result<ModelSpec, BqmlError> {
     let mut init_method = "RANDOM".to_string();
     let mut init_column = None;
     let mut model_type = None;
+    let mut warm_start = false;
     for (name, value) in &create.options {
         let invalid = |allowed: &str| fail(format!("invalid {name} = {value}; allowed: {allowed}"));
         match (name.as_str(), value) {
@@ -105,12 +108,7 @@ pub fn model_spec(create: &CreateModel) -> Result<ModelSpec, BqmlError> {
                 options.min_rel_progress = *n
             }
             ("min_rel_progress", _) => return Err(invalid("a number from 0 to 1")),
-            ("warm_start", OptionValue::Bool(false)) => {}
-            ("warm_start", OptionValue::Bool(true)) => {
-                return Err(fail(
-                    "warm_start = TRUE is not available on the local engine yet; retrain without it".into(),
-                ));
-            }
+            ("warm_start", OptionValue::Bool(b)) => warm_start = *b,
             ("warm_start", _) => return Err(invalid("TRUE, FALSE")),
             (other, _) => {
                 return Err(fail(format!(
@@ -147,9 +145,15 @@ pub fn model_spec(create: &CreateModel) -> Result<ModelSpec, BqmlError> {
         ("KMEANS++", None) => options.init = InitMethod::KMeansPlusPlus,
         _ => options.init = InitMethod::Random,
     }
+    if warm_start && init_column.is_some() {
+        return Err(fail(
+            "warm_start = TRUE starts from the existing model's centroids; drop kmeans_init_method = 'CUSTOM'".into(),
+        ));
+    }
     Ok(ModelSpec {
         options,
         init_column,
+        warm_start,
     })
 }
 
@@ -159,31 +163,63 @@ pub fn model_spec(create: &CreateModel) -> Result<ModelSpec, BqmlError> {
 /// promise either way, and reruns here must be reproducible. `flags` (CUSTOM init) move with
 /// their rows.
 pub fn canonical_row_order(columns: &mut [InputColumn], flags: Option<&mut Vec<bool>>) {
-    let rows = columns.first().map_or(0, |c| c.data.len());
-    let mut order: Vec<usize> = (0..rows).collect();
-    order.sort_by(|&a, &b| {
-        columns
-            .iter()
-            .map(|c| compare_cells(&c.data, a, b))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
+    let Some(first) = columns.first() else {
+        return;
+    };
+    // An order-preserving integer key of the first column settles almost every comparison
+    // without chasing the columns; only equal keys compare the rows cell by cell, and identical
+    // rows keep their arrival order.
+    let mut keyed: Vec<(u64, usize)> = (0..first.data.len())
+        .map(|i| (sort_key(&first.data, i), i))
+        .collect();
+    keyed.sort_unstable_by(|&(ka, a), &(kb, b)| {
+        ka.cmp(&kb).then_with(|| {
+            columns
+                .iter()
+                .map(|c| compare_cells(&c.data, a, b))
+                .find(|o| o.is_ne())
+                .unwrap_or_else(|| a.cmp(&b))
+        })
     });
+    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
     for column in columns.iter_mut() {
-        column.data = match &column.data {
-            ColumnData::Numeric(v) => ColumnData::Numeric(order.iter().map(|&i| v[i]).collect()),
+        match &mut column.data {
+            ColumnData::Numeric(v) => *v = v.permuted(&order),
             ColumnData::Categorical(v) => {
-                ColumnData::Categorical(order.iter().map(|&i| v[i].clone()).collect())
+                let mut old = std::mem::take(v);
+                *v = order.iter().map(|&i| old[i].take()).collect();
             }
-        };
+        }
     }
     if let Some(flags) = flags {
         *flags = order.iter().map(|&i| flags[i]).collect();
     }
 }
 
+/// A key whose order agrees with [`compare_cells`] wherever two keys differ: the total order of
+/// a number's bits, or the first 8 bytes of a string; NULL gets 0, the smallest.
+fn sort_key(data: &ColumnData, row: usize) -> u64 {
+    match data {
+        ColumnData::Numeric(v) => v.get(row).map_or(0, |x| {
+            let bits = x.to_bits();
+            if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits | 1 << 63
+            }
+        }),
+        ColumnData::Categorical(v) => v[row].as_deref().map_or(0, |s| {
+            let mut prefix = [0u8; 8];
+            let n = s.len().min(8);
+            prefix[..n].copy_from_slice(&s.as_bytes()[..n]);
+            u64::from_be_bytes(prefix)
+        }),
+    }
+}
+
 fn compare_cells(data: &ColumnData, a: usize, b: usize) -> Ordering {
     match data {
-        ColumnData::Numeric(v) => match (v[a], v[b]) {
+        ColumnData::Numeric(v) => match (v.get(a), v.get(b)) {
             (Some(x), Some(y)) => x.total_cmp(&y),
             (x, y) => x.is_some().cmp(&y.is_some()),
         },
@@ -214,7 +250,7 @@ mod tests {
         canonical_row_order(&mut a, Some(&mut flags));
         assert_eq!(
             a[0].data,
-            ColumnData::Numeric(vec![None, Some(1.0), Some(1.0), Some(3.0)])
+            ColumnData::Numeric(vec![None, Some(1.0), Some(1.0), Some(3.0)].into())
         );
         assert_eq!(
             a[1].data,

@@ -4,7 +4,7 @@
 use duckdb::{Connection, OptionalExt, params};
 
 use super::BqmlError;
-use super::kmeans::{DistanceType, FeaturePrep, KMeansModel, threshold_rank};
+use super::kmeans::{DistanceType, FeaturePrep, KMeansModel, Preprocessor, threshold_rank};
 use crate::relation::TableRef;
 
 /// Idempotent DDL for the store; no primary keys, because DuckDB checks them eagerly and would
@@ -110,8 +110,9 @@ pub fn save(
     let name = model.to_string();
     conn.execute(
         "INSERT INTO models.__models (model_name, model_type, created_at, training_rows, num_clusters, \
-         dimensions, distance_type, standardize, options, training_query) \
-         VALUES (?, 'KMEANS', now()::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?)",
+         dimensions, distance_type, standardize, options, training_query, davies_bouldin_index, \
+         mean_squared_distance) \
+         VALUES (?, 'KMEANS', now()::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params![
             name,
             trained.training_rows as i64,
@@ -120,7 +121,9 @@ pub fn save(
             trained.distance.to_string(),
             trained.preprocessor.standardize,
             options,
-            training_query
+            training_query,
+            trained.davies_bouldin_index,
+            trained.mean_squared_distance
         ],
     )
     .map_err(store_error)?;
@@ -174,6 +177,23 @@ pub fn save(
             .map_err(store_error)?;
     }
     iterations.flush().map_err(store_error)?;
+    let mut clusters = conn
+        .appender_to_db("__model_iteration_clusters", "models")
+        .map_err(store_error)?;
+    for info in &trained.iterations {
+        for (c, cluster) in info.clusters.iter().enumerate() {
+            clusters
+                .append_row(params![
+                    name,
+                    info.iteration as i32,
+                    c as i32 + 1,
+                    cluster.size as i64,
+                    cluster.radius
+                ])
+                .map_err(store_error)?;
+        }
+    }
+    clusters.flush().map_err(store_error)?;
     Ok(())
 }
 
@@ -307,6 +327,57 @@ pub fn load(conn: &Connection, model: &TableRef) -> Result<StoredModel, BqmlErro
         centroids,
         scoring_radii,
         training_rows: training_rows as u64,
+    })
+}
+
+/// The preprocessing a stored model was trained with (for warm starts).
+pub fn load_preprocessor(conn: &Connection, model: &TableRef) -> Result<Preprocessor, BqmlError> {
+    let name = model.to_string();
+    let standardize: bool = conn
+        .query_row(
+            "SELECT standardize FROM models.__models WHERE model_name = ?",
+            params![name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(store_error)?
+        .ok_or_else(|| BqmlError::NoSuchModel(name.clone()))?;
+    let mut statement = conn
+        .prepare(
+            "SELECT feature, kind, mean, stddev, min, max, median, null_count, categories \
+             FROM models.__model_features WHERE model_name = ? ORDER BY position",
+        )
+        .map_err(store_error)?;
+    let features = statement
+        .query_map(params![name], |r| {
+            let feature: String = r.get(0)?;
+            let kind: String = r.get(1)?;
+            let null_count = r.get::<_, i64>(7)? as u64;
+            Ok(if kind == "numeric" {
+                FeaturePrep::Numeric {
+                    name: feature,
+                    mean: r.get(2)?,
+                    stddev: r.get(3)?,
+                    min: r.get(4)?,
+                    max: r.get(5)?,
+                    median: r.get(6)?,
+                    null_count,
+                }
+            } else {
+                let categories: String = r.get(8)?;
+                FeaturePrep::Categorical {
+                    name: feature,
+                    categories: serde_json::from_str(&categories).unwrap_or_default(),
+                    null_count,
+                }
+            })
+        })
+        .map_err(store_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(store_error)?;
+    Ok(Preprocessor {
+        features,
+        standardize,
     })
 }
 

@@ -5,11 +5,15 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use duckdb::arrow::array::{Array, AsArray};
+use duckdb::arrow::compute::cast;
+use duckdb::arrow::datatypes::{DataType, Decimal128Type, Field, Float64Type};
+use duckdb::arrow::error::ArrowError;
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
 
 use super::{Cell, EngineError, ResultSet, ScriptOutcome, Warehouse};
-use crate::bqml::kmeans::{self, ColumnData, InitMethod, InputColumn};
+use crate::bqml::kmeans::{self, ColumnData, InitMethod, InputColumn, NumericValues};
 use crate::bqml::statement::{self, CreateModel, MlCall, MlInput, Recognized};
 use crate::bqml::{self, BqmlError, functions, store};
 use crate::googlesql;
@@ -188,6 +192,11 @@ impl DuckDbWarehouse {
             return Err(BqmlError::NameTaken(name).into());
         }
         let mut spec = bqml::model_spec(create)?;
+        let warm_start_from = if spec.warm_start {
+            Some(self.warm_start_source(create)?)
+        } else {
+            None
+        };
         let query = self.translate_query(&create.query)?;
         let mut columns = self.training_columns(&query, &name)?;
         let mut init_flags = match &spec.init_column {
@@ -198,11 +207,19 @@ impl DuckDbWarehouse {
         if let Some(selected_rows) = init_flags {
             spec.options.init = InitMethod::Custom { selected_rows };
         }
-        let trained =
-            kmeans::train(&columns, &spec.options).map_err(|source| BqmlError::Training {
-                model: name.clone(),
-                source,
-            })?;
+        let training_error = |source| BqmlError::Training {
+            model: name.clone(),
+            source,
+        };
+        if let Some((previous, preprocessing)) = warm_start_from {
+            let refitted = kmeans::Preprocessor::fit(&columns, spec.options.standardize_features)
+                .map_err(training_error)?;
+            spec.options.warm_start_centroids = Some(
+                kmeans::map_centroids(&preprocessing, &previous.centroids, &refitted)
+                    .map_err(training_error)?,
+            );
+        }
+        let trained = kmeans::train_owned(columns, &spec.options).map_err(training_error)?;
         let options: Vec<String> = create
             .options
             .iter()
@@ -219,30 +236,69 @@ impl DuckDbWarehouse {
         Ok(())
     }
 
-    /// The training query's columns, typed as k-means sees them.
+    /// The model a `warm_start = TRUE` retrain starts from, with its preprocessing. BigQuery
+    /// keeps the number of clusters on a warm start, so a different `num_clusters` is an error.
+    fn warm_start_source(
+        &self,
+        create: &CreateModel,
+    ) -> Result<(store::StoredModel, kmeans::Preprocessor), EngineError> {
+        let name = create.model.to_string();
+        let option_error = |message: String| BqmlError::Option {
+            model: name.clone(),
+            message,
+        };
+        if !store::exists(&self.conn, &create.model)? {
+            return Err(option_error(
+                "warm_start = TRUE needs an existing model to start from; train it once without warm_start".into(),
+            )
+            .into());
+        }
+        let previous = store::load(&self.conn, &create.model)?;
+        let requested = create
+            .options
+            .iter()
+            .find_map(|(k, v)| match (k.as_str(), v) {
+                ("num_clusters", statement::OptionValue::Number(n)) => Some(*n as usize),
+                _ => None,
+            });
+        if let Some(k) = requested.filter(|&k| k != previous.centroids.len()) {
+            return Err(option_error(format!(
+                "warm_start = TRUE keeps the model's {} clusters; num_clusters = {k} would need a fresh model",
+                previous.centroids.len()
+            ))
+            .into());
+        }
+        let preprocessing = store::load_preprocessor(&self.conn, &create.model)?;
+        Ok((previous, preprocessing))
+    }
+
+    /// The training query's columns, typed as k-means sees them. The result streams in as
+    /// Arrow record batches, copied a column slice at a time (not one `Value` per cell) into
+    /// columns whose type the result schema fixes.
     fn training_columns(&self, query: &str, model: &str) -> Result<Vec<InputColumn>, EngineError> {
         let mut statement = self
             .conn
             .prepare(query)
             .map_err(|e| EngineError::sql(query, e))?;
-        let mut rows = statement
-            .query([])
+        let batches = statement
+            .stream_arrow([])
             .map_err(|e| EngineError::sql(query, e))?;
-        let stmt = rows
-            .as_ref()
-            .ok_or_else(|| EngineError::sql(query, "no result"))?;
-        let mut columns: Vec<FeatureColumn> = stmt
-            .column_names()
-            .into_iter()
-            .map(FeatureColumn::new)
-            .collect();
-        while let Some(row) = rows.next().map_err(|e| EngineError::sql(query, e))? {
-            for (i, column) in columns.iter_mut().enumerate() {
-                let value: Value = row.get(i).map_err(|e| EngineError::sql(query, e))?;
-                column.push(value).map_err(|message| BqmlError::Option {
-                    model: model.to_string(),
-                    message,
-                })?;
+        let mut columns = batches
+            .get_schema()
+            .fields()
+            .iter()
+            .map(|field| FeatureColumn::new(field))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| BqmlError::Option {
+                model: model.to_string(),
+                message,
+            })?;
+        for batch in batches {
+            let batch = batch.map_err(|e| EngineError::sql(query, e))?;
+            for (column, array) in columns.iter_mut().zip(batch.columns()) {
+                column
+                    .push(array.as_ref())
+                    .map_err(|e| EngineError::sql(query, e))?;
             }
         }
         Ok(columns.into_iter().map(FeatureColumn::finish).collect())
@@ -380,105 +436,124 @@ fn returns_rows(sql: &str) -> bool {
     )
 }
 
-/// A training column being read: its type is known from its first non-NULL value.
-struct FeatureColumn {
-    name: String,
-    leading_nulls: usize,
-    data: Option<ColumnData>,
+/// A training column being read, typed by the result schema.
+enum FeatureColumn {
+    Numeric {
+        name: String,
+        values: NumericValues,
+    },
+    Categorical {
+        name: String,
+        values: Vec<Option<String>>,
+    },
 }
 
 impl FeatureColumn {
-    fn new(name: String) -> Self {
-        FeatureColumn {
-            name,
-            leading_nulls: 0,
-            data: None,
+    /// A column NULL throughout (type NULL) is numeric; k-means then reports it by name.
+    fn new(field: &Field) -> Result<Self, String> {
+        let name = field.name().clone();
+        match field.data_type() {
+            t if t.is_numeric() || *t == DataType::Null => Ok(FeatureColumn::Numeric {
+                name,
+                values: NumericValues::default(),
+            }),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean => {
+                Ok(FeatureColumn::Categorical {
+                    name,
+                    values: Vec::new(),
+                })
+            }
+            DataType::Dictionary(_, values) if values.is_string() => {
+                Ok(FeatureColumn::Categorical {
+                    name,
+                    values: Vec::new(),
+                })
+            }
+            other => Err(format!(
+                "column `{name}` has a type k-means cannot use ({}): features must be numeric, STRING or BOOL; drop it or convert it in the training query",
+                arrow_type_name(field, other)
+            )),
         }
     }
 
-    fn push(&mut self, value: Value) -> Result<(), String> {
-        if matches!(value, Value::Null) {
-            match &mut self.data {
-                None => self.leading_nulls += 1,
-                Some(ColumnData::Numeric(values)) => values.push(None),
-                Some(ColumnData::Categorical(values)) => values.push(None),
+    fn push(&mut self, array: &dyn Array) -> Result<(), ArrowError> {
+        match self {
+            FeatureColumn::Numeric { values, .. } => {
+                if let DataType::Decimal128(_, scale) = array.data_type() {
+                    // DuckDB's own CAST(DECIMAL AS DOUBLE), which scoring applies to the same
+                    // column: the integer as f64 over the power of ten.
+                    let divisor = 10f64.powi(i32::from(*scale));
+                    let decimals = array.as_primitive::<Decimal128Type>();
+                    for v in decimals.iter() {
+                        values.push(v.map(|v| v as f64 / divisor));
+                    }
+                    return Ok(());
+                }
+                let doubles = cast(array, &DataType::Float64)?;
+                let doubles = doubles.as_primitive::<Float64Type>();
+                if doubles.null_count() == 0 {
+                    values.extend_from_slice(doubles.values());
+                } else {
+                    for v in doubles.iter() {
+                        values.push(v);
+                    }
+                }
             }
-            return Ok(());
-        }
-        let unsupported = || {
-            format!(
-                "column `{}` has a type k-means cannot use ({}): features must be numeric, STRING or BOOL; drop it or convert it in the training query",
-                self.name,
-                value_type_name(&value)
-            )
-        };
-        let nulls = self.leading_nulls;
-        match (&mut self.data, numeric_value(&value), text_value(&value)) {
-            (None, Some(n), _) => {
-                let mut values = vec![None; nulls];
-                values.push(Some(n));
-                self.data = Some(ColumnData::Numeric(values));
+            FeatureColumn::Categorical { values, .. } => {
+                // BOOL becomes "true" / "false", as k-means expects.
+                let text = cast(array, &DataType::Utf8)?;
+                values.extend(
+                    text.as_string::<i32>()
+                        .iter()
+                        .map(|v| v.map(str::to_string)),
+                );
             }
-            (None, None, Some(t)) => {
-                let mut values = vec![None; nulls];
-                values.push(Some(t));
-                self.data = Some(ColumnData::Categorical(values));
-            }
-            (Some(ColumnData::Numeric(values)), Some(n), _) => values.push(Some(n)),
-            (Some(ColumnData::Categorical(values)), _, Some(t)) => values.push(Some(t)),
-            _ => return Err(unsupported()),
         }
         Ok(())
     }
 
-    /// A column that was NULL throughout stays numeric; k-means then reports it by name.
     fn finish(self) -> InputColumn {
-        InputColumn {
-            data: self
-                .data
-                .unwrap_or_else(|| ColumnData::Numeric(vec![None; self.leading_nulls])),
-            name: self.name,
+        match self {
+            FeatureColumn::Numeric { name, mut values } => {
+                values.shrink_to_fit();
+                InputColumn {
+                    name,
+                    data: ColumnData::Numeric(values),
+                }
+            }
+            FeatureColumn::Categorical { name, values } => InputColumn {
+                name,
+                data: ColumnData::Categorical(values),
+            },
         }
     }
 }
 
-fn numeric_value(value: &Value) -> Option<f64> {
-    Some(match value {
-        Value::TinyInt(v) => *v as f64,
-        Value::SmallInt(v) => *v as f64,
-        Value::Int(v) => *v as f64,
-        Value::BigInt(v) => *v as f64,
-        Value::HugeInt(v) => *v as f64,
-        Value::UTinyInt(v) => *v as f64,
-        Value::USmallInt(v) => *v as f64,
-        Value::UInt(v) => *v as f64,
-        Value::UBigInt(v) => *v as f64,
-        Value::Float(v) => *v as f64,
-        Value::Double(v) => *v,
-        Value::Decimal(d) => decimal_to_f64(*d),
-        _ => return None,
-    })
-}
-
-fn text_value(value: &Value) -> Option<String> {
-    match value {
-        Value::Text(s) | Value::Enum(s) => Some(s.clone()),
-        Value::Boolean(b) => Some(b.to_string()),
-        _ => None,
+/// The SQL name of an Arrow type k-means rejects, for the error message.
+fn arrow_type_name(field: &Field, data_type: &DataType) -> &'static str {
+    let extension = field
+        .metadata()
+        .get("ARROW:extension:name")
+        .map(|n| n.to_ascii_lowercase());
+    if extension.is_some_and(|n| n.contains("geo") || n.contains("wkb")) {
+        return "GEOGRAPHY";
     }
-}
-
-fn value_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Timestamp(..) => "TIMESTAMP",
-        Value::Date32(_) => "DATE",
-        Value::Time64(..) => "TIME",
-        Value::Interval { .. } => "INTERVAL",
-        Value::Blob(_) => "BYTES",
-        Value::List(_) | Value::Array(_) => "ARRAY",
-        Value::Struct(_) => "STRUCT",
-        Value::Map(_) => "MAP",
-        Value::Geometry(_) => "GEOGRAPHY",
+    match data_type {
+        DataType::Timestamp(..) => "TIMESTAMP",
+        DataType::Date32 | DataType::Date64 => "DATE",
+        DataType::Time32(_) | DataType::Time64(_) => "TIME",
+        DataType::Interval(_) | DataType::Duration(_) => "INTERVAL",
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => "BYTES",
+        DataType::List(_)
+        | DataType::LargeList(_)
+        | DataType::ListView(_)
+        | DataType::LargeListView(_)
+        | DataType::FixedSizeList(..) => "ARRAY",
+        DataType::Struct(_) => "STRUCT",
+        DataType::Map(..) => "MAP",
         _ => "unsupported",
     }
 }
