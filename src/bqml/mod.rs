@@ -310,6 +310,18 @@ mod tests {
                 "model_type='kmeans', kmeans_init_method='CUSTOM'",
                 "needs kmeans_init_col",
             ),
+            (
+                "model_type='kmeans', warm_start=TRUE, kmeans_init_method='CUSTOM', kmeans_init_col='s'",
+                "drop kmeans_init_method = 'CUSTOM'",
+            ),
+            (
+                "model_type='kmeans', max_iterations=0",
+                "invalid max_iterations = 0; allowed: a positive integer",
+            ),
+            (
+                "model_type='kmeans', early_stop='yes'",
+                "invalid early_stop = 'yes'; allowed: TRUE, FALSE",
+            ),
         ] {
             let err = spec(options).unwrap_err().to_string();
             assert!(err.contains(expected), "{options}: {err}");
