@@ -972,6 +972,33 @@ pub fn default_num_clusters(rows: usize) -> usize {
     k.max(MIN_NUM_CLUSTERS)
 }
 
+/// Defines a function whose body runs compiled for AVX2 when the processor has it (checked at
+/// run time), else for the baseline instruction set. Only the instructions differ: each vector
+/// lane performs the same IEEE operations in the same order (Rust never fuses a multiply and an
+/// add on its own), so both paths give bit-identical results.
+macro_rules! widest_vectors {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) -> $ret {
+            #[inline(always)]
+            fn portable($($arg: $ty),*) -> $ret $body
+
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) -> $ret {
+                    portable($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the processor supports AVX2, as just checked.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            portable($($arg),*)
+        }
+    };
+}
+
 /// Rows per unit of parallel work. Each chunk sums its own rows and the chunks' sums are added
 /// in chunk order, so a model is the same bit for bit whatever the number of threads.
 const CHUNK_ROWS: usize = 8192;
@@ -1248,7 +1275,33 @@ impl Scan {
 fn scan(space: &Space<'_>, centroids: &Centroids, radii: Option<&[f64]>) -> Scan {
     let k = centroids.k;
     let parts = parallel_map(row_chunks(space.data, space.dims), |(first, rows)| {
-        let mut part = Scan::new(k);
+        scan_chunk(centroids, space, radii, first, rows)
+    });
+    let mut total = Scan::new(k);
+    total
+        .normalized
+        .reserve_exact(if radii.is_some() { space.rows() } else { 0 });
+    for part in parts {
+        for c in 0..k {
+            total.counts[c] += part.counts[c];
+            total.sse[c] += part.sse[c];
+            total.distance_sums[c] += part.distance_sums[c];
+        }
+        total.normalized.extend_from_slice(&part.normalized);
+    }
+    total
+}
+
+widest_vectors! {
+    /// One chunk of a [`scan`]: rows `first..` of the matrix.
+    fn scan_chunk(
+        centroids: &Centroids,
+        space: &Space<'_>,
+        radii: Option<&[f64]>,
+        first: usize,
+        rows: &[f64],
+    ) -> Scan {
+        let mut part = Scan::new(centroids.k);
         for (row, i) in rows.chunks_exact(space.dims).zip(first..) {
             let mut plain = (0, f64::INFINITY);
             let mut normalized = f64::INFINITY;
@@ -1272,20 +1325,7 @@ fn scan(space: &Space<'_>, centroids: &Centroids, radii: Option<&[f64]>) -> Scan
             }
         }
         part
-    });
-    let mut total = Scan::new(k);
-    total
-        .normalized
-        .reserve_exact(if radii.is_some() { space.rows() } else { 0 });
-    for part in parts {
-        for c in 0..k {
-            total.counts[c] += part.counts[c];
-            total.sse[c] += part.sse[c];
-            total.distance_sums[c] += part.distance_sums[c];
-        }
-        total.normalized.extend_from_slice(&part.normalized);
     }
-    total
 }
 
 fn initial_centroids(
@@ -1476,6 +1516,41 @@ struct PassPart {
     changed: bool,
 }
 
+widest_vectors! {
+    /// One chunk of a [`Pass`]: rows `first..` of the matrix and their assignments.
+    fn assign_chunk(
+        centroids: &Centroids,
+        space: &Space<'_>,
+        first: usize,
+        rows: &[f64],
+        assigned: &mut [u32],
+    ) -> PassPart {
+        let (dims, k) = (space.dims, centroids.k);
+        let mut part = PassPart {
+            counts: vec![0; k],
+            sums: vec![0.0; k * dims],
+            sse: vec![0.0; k],
+            changed: false,
+        };
+        for ((row, slot), i) in rows.chunks_exact(dims).zip(assigned).zip(first..) {
+            let (best, best_sq) = centroids.nearest(row, space.norm(i));
+            if *slot != best as u32 {
+                *slot = best as u32;
+                part.changed = true;
+            }
+            part.counts[best] += 1;
+            part.sse[best] += best_sq;
+            for (s, x) in part.sums[best * dims..(best + 1) * dims]
+                .iter_mut()
+                .zip(row)
+            {
+                *s += x;
+            }
+        }
+        part
+    }
+}
+
 impl Pass {
     fn new(rows: usize, k: usize, dims: usize) -> Self {
         Self {
@@ -1491,35 +1566,14 @@ impl Pass {
     /// Assigns every row to its nearest centroid and accumulates what the next update and the
     /// loss need.
     fn run(&mut self, space: &Space<'_>, centroids: &Centroids) {
-        let (dims, k) = (space.dims, centroids.k);
+        let dims = space.dims;
         let work: Vec<(usize, &[f64], &mut [u32])> = row_chunks(space.data, dims)
             .into_iter()
             .zip(self.assignments.chunks_mut(CHUNK_ROWS))
             .map(|((first, rows), assigned)| (first, rows, assigned))
             .collect();
         let parts = parallel_map(work, |(first, rows, assigned)| {
-            let mut part = PassPart {
-                counts: vec![0; k],
-                sums: vec![0.0; k * dims],
-                sse: vec![0.0; k],
-                changed: false,
-            };
-            for ((row, slot), i) in rows.chunks_exact(dims).zip(assigned).zip(first..) {
-                let (best, best_sq) = centroids.nearest(row, space.norm(i));
-                if *slot != best as u32 {
-                    *slot = best as u32;
-                    part.changed = true;
-                }
-                part.counts[best] += 1;
-                part.sse[best] += best_sq;
-                for (s, x) in part.sums[best * dims..(best + 1) * dims]
-                    .iter_mut()
-                    .zip(row)
-                {
-                    *s += x;
-                }
-            }
-            part
+            assign_chunk(centroids, space, first, rows, assigned)
         });
         self.counts.fill(0);
         self.sums.fill(0.0);
@@ -2492,5 +2546,249 @@ mod tests {
         assert_eq!(near.len(), 2);
         assert_eq!(near[0].0, 1);
         assert!(near[0].1 < near[1].1);
+    }
+
+    #[test]
+    fn numeric_values_keep_nulls_apart_from_values() {
+        let mut v = NumericValues::with_capacity(4);
+        v.extend_from_slice(&[1.0, 2.0]);
+        assert_eq!(v.null_count(), 0);
+        v.push(None);
+        v.push(Some(4.0));
+        v.extend_from_slice(&[5.0]);
+        assert_eq!(
+            v.iter().collect::<Vec<_>>(),
+            [Some(1.0), Some(2.0), None, Some(4.0), Some(5.0)]
+        );
+        assert_eq!((v.len(), v.null_count()), (5, 1));
+        assert_eq!(
+            v,
+            NumericValues::from(vec![Some(1.0), Some(2.0), None, Some(4.0), Some(5.0)])
+        );
+        let p = v.permuted(&[2, 0, 4]);
+        assert_eq!(p.iter().collect::<Vec<_>>(), [None, Some(1.0), Some(5.0)]);
+        assert_ne!(
+            NumericValues::from(vec![Some(0.0)]),
+            NumericValues::from(vec![None])
+        );
+    }
+
+    #[test]
+    fn iterations_report_each_clusters_size_and_rms_radius() {
+        // As in `lloyd_losses_follow_the_hand_computation`: iteration 0 leaves centroids 0 and
+        // 7.2 with rows {0, 1, 2} and {10, 11, 12}; iteration 1 leaves 1 and 11.
+        let cols = [num("x", &[0.0, 1.0, 2.0, 10.0, 11.0, 12.0])];
+        let model = train(&cols, &plain(custom(&[0, 1], 6))).unwrap();
+        let first = &model.iterations[0].clusters;
+        assert_eq!(first.iter().map(|c| c.size).collect::<Vec<_>>(), [3, 3]);
+        assert_close(first[0].radius, (5.0f64 / 3.0).sqrt());
+        assert_close(first[1].radius, (45.32f64 / 3.0).sqrt());
+        let last = &model.iterations[1].clusters;
+        for c in last {
+            assert_eq!(c.size, 3);
+            assert_close(c.radius, (2.0f64 / 3.0).sqrt());
+        }
+        assert_eq!(
+            last.iter().map(|c| c.size).collect::<Vec<_>>(),
+            model.cluster_sizes
+        );
+        assert_eq!(
+            last.iter().map(|c| c.radius).collect::<Vec<_>>(),
+            model.cluster_radii
+        );
+    }
+
+    #[test]
+    fn training_metrics_equal_the_evaluation_of_the_training_rows() {
+        let model = train(&two_squares(), &plain(custom(&[0, 4], 8))).unwrap();
+        assert_close(model.mean_squared_distance, 2.0);
+        assert_close(model.davies_bouldin_index, 0.2);
+
+        let cols = blobs(3000, 3, 4, 5);
+        for distance in [DistanceType::Euclidean, DistanceType::Cosine] {
+            let options = KMeansOptions {
+                num_clusters: Some(4),
+                distance,
+                ..KMeansOptions::default()
+            };
+            let model = train(&cols, &options).unwrap();
+            let data = model.preprocessor.transform(&cols).unwrap();
+            assert_eq!(
+                model.davies_bouldin_index,
+                model.davies_bouldin_index(&data)
+            );
+            assert_eq!(
+                model.mean_squared_distance,
+                model.mean_squared_distance(&data)
+            );
+            assert_close(
+                model.mean_squared_distance,
+                model.iterations.last().unwrap().loss,
+            );
+        }
+
+        // A centroid far from every row keeps no rows; Davies–Bouldin leaves it out, both ways:
+        // s = 0.5 for {0, 1} and {10, 11}, centroids 10 apart, so DB = (1/10 + 1/10) / 2.
+        let cols = [num("x", &[0.0, 1.0, 10.0, 11.0])];
+        let options = plain(InitMethod::Centroids(vec![
+            vec![0.5],
+            vec![10.5],
+            vec![100.0],
+        ]));
+        let model = train(
+            &cols,
+            &KMeansOptions {
+                num_clusters: None,
+                ..options
+            },
+        )
+        .unwrap();
+        assert_eq!(model.cluster_sizes, [2, 2, 0]);
+        assert_close(model.davies_bouldin_index, 0.1);
+        let data = model.preprocessor.transform(&cols).unwrap();
+        assert_eq!(
+            model.davies_bouldin_index,
+            model.davies_bouldin_index(&data)
+        );
+        assert_close(model.mean_squared_distance, 0.25);
+    }
+
+    #[test]
+    fn init_from_given_centroids_takes_k_from_them_and_checks_their_dimensions() {
+        let start = |centroids: Vec<Vec<f64>>| KMeansOptions {
+            num_clusters: None,
+            ..plain(InitMethod::Centroids(centroids))
+        };
+        let model = train(
+            &two_squares(),
+            &start(vec![vec![0.0, 0.0], vec![12.0, 12.0]]),
+        )
+        .unwrap();
+        assert_eq!(model.centroids, vec![vec![1.0, 1.0], vec![11.0, 11.0]]);
+        let three = train(
+            &two_squares(),
+            &start(vec![vec![0.0, 0.0], vec![12.0, 12.0], vec![0.0, 12.0]]),
+        )
+        .unwrap();
+        assert_eq!(three.num_clusters(), 3);
+
+        let err = train(&two_squares(), &start(vec![vec![0.0], vec![12.0]])).unwrap_err();
+        assert_eq!(
+            err,
+            KMeansError::WarmStartDims {
+                centroid: 1,
+                expected: 2,
+                found: 1
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("has 1 dimensions but the features have 2")
+        );
+        let mismatch = KMeansOptions {
+            num_clusters: Some(3),
+            ..start(vec![vec![0.0, 0.0], vec![12.0, 12.0]])
+        };
+        assert!(matches!(
+            train(&two_squares(), &mismatch).unwrap_err(),
+            KMeansError::WarmStartCount {
+                expected: 3,
+                found: 2
+            }
+        ));
+    }
+
+    /// Textbook Lloyd, one row at a time, for comparison with the chunked parallel passes.
+    fn reference_lloyd(
+        data: &[f64],
+        dims: usize,
+        mut centroids: Vec<f64>,
+        iterations: usize,
+    ) -> Vec<f64> {
+        let k = centroids.len() / dims;
+        for _ in 0..iterations {
+            let mut sums = vec![0.0; k * dims];
+            let mut counts = vec![0usize; k];
+            for row in data.chunks_exact(dims) {
+                let mut best = (0, f64::INFINITY);
+                for (c, centroid) in centroids.chunks_exact(dims).enumerate() {
+                    let d: f64 = row
+                        .iter()
+                        .zip(centroid)
+                        .map(|(x, y)| (x - y) * (x - y))
+                        .sum();
+                    if d < best.1 {
+                        best = (c, d);
+                    }
+                }
+                counts[best.0] += 1;
+                for (s, x) in sums[best.0 * dims..][..dims].iter_mut().zip(row) {
+                    *s += x;
+                }
+            }
+            for c in 0..k {
+                if counts[c] > 0 {
+                    for j in 0..dims {
+                        centroids[c * dims + j] = sums[c * dims + j] / counts[c] as f64;
+                    }
+                }
+            }
+        }
+        centroids
+    }
+
+    #[test]
+    fn chunked_parallel_training_matches_textbook_lloyd_and_repeats_exactly() {
+        // Several chunks of rows, k above one block of lanes, overlapping clusters.
+        let (rows, dims, k) = (3 * CHUNK_ROWS + 123, 5, LANES + 3);
+        let cols = blobs(rows, dims, 4, 11);
+        let seeds: Vec<usize> = (0..k).map(|i| i * 97).collect();
+        let options = KMeansOptions {
+            num_clusters: Some(k),
+            early_stop: false,
+            max_iterations: 6,
+            ..plain(custom(&seeds, rows))
+        };
+        let model = train(&cols, &options).unwrap();
+        let data = model.preprocessor.transform(&cols).unwrap();
+        let start: Vec<f64> = seeds
+            .iter()
+            .flat_map(|&i| data[i * dims..][..dims].to_vec())
+            .collect();
+        let expected = reference_lloyd(&data, dims, start, model.iterations.len());
+        for (ours, theirs) in model.centroids.iter().flatten().zip(&expected) {
+            assert!(close(*ours, *theirs, 1e-12), "{ours} != {theirs}");
+        }
+        assert_eq!(model.cluster_sizes.iter().sum::<u64>(), rows as u64);
+
+        let mut again = train(&cols, &options).unwrap();
+        let mut first = model;
+        for m in [&mut first, &mut again] {
+            m.iterations.iter_mut().for_each(|i| i.duration_ms = 0);
+        }
+        assert_eq!(first, again);
+    }
+
+    #[test]
+    fn lane_kernel_distances_equal_the_scalar_distance_exactly() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let dims = 7;
+        let mut random =
+            |n: usize| -> Vec<f64> { (0..n).map(|_| rng.random::<f64>() * 20.0 - 10.0).collect() };
+        let flat = random((LANES + 2) * dims);
+        let rows = random(50 * dims);
+        for distance in [DistanceType::Euclidean, DistanceType::Cosine] {
+            let centroids = Centroids::new(&flat, dims, distance);
+            for row in rows.chunks_exact(dims) {
+                let mut seen = 0;
+                centroids.each_sq(row, norm(row), |c, sq| {
+                    let centroid = &flat[c * dims..][..dims];
+                    let expected = sq_distance(distance, row, norm(row), centroid, norm(centroid));
+                    assert_eq!(sq.to_bits(), expected.to_bits(), "{distance} centroid {c}");
+                    seen += 1;
+                });
+                assert_eq!(seen, LANES + 2);
+            }
+        }
     }
 }
