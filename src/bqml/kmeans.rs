@@ -1029,7 +1029,7 @@ fn parallel_map<I: Send, R: Send>(items: Vec<I>, work: impl Fn(I) -> R + Sync) -
         }
     };
     let mut results = thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(&drain)).collect();
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(drain)).collect();
         let mut results = drain();
         for helper in helpers {
             match helper.join() {
@@ -1190,18 +1190,44 @@ impl Centroids {
     /// Calls `visit(centroid index, squared distance)` for every centroid, in index order.
     #[inline(always)]
     fn each_sq(&self, row: &[f64], row_norm: f64, mut visit: impl FnMut(usize, f64)) {
-        for (b, block) in self.coords.chunks_exact(self.dims).enumerate() {
-            let sq = match self.distance {
-                DistanceType::Euclidean => lanes_sq_euclidean(row, block),
-                DistanceType::Cosine => {
-                    let dots = lanes_dot(row, block);
-                    std::array::from_fn(|l| sq_cosine(dots[l], row_norm, self.norms[b][l]))
-                }
-            };
-            let first = b * LANES;
-            for (l, &d) in sq.iter().take(self.k - first).enumerate() {
+        self.each_block(row, row_norm, |first, valid, sq| {
+            for (l, &d) in sq[..valid].iter().enumerate() {
                 visit(first + l, d);
             }
+        });
+    }
+
+    /// The squared distances of `row` to each block of centroids: `visit(index of the block's
+    /// first centroid, centroids in the block, distances by lane)`.
+    #[inline(always)]
+    fn each_block(
+        &self,
+        row: &[f64],
+        row_norm: f64,
+        mut visit: impl FnMut(usize, usize, &[f64; LANES]),
+    ) {
+        for (b, block) in self.coords.chunks_exact(self.dims).enumerate() {
+            let mut acc = [0.0; LANES];
+            match self.distance {
+                DistanceType::Euclidean => {
+                    for (&x, c) in row.iter().zip(block) {
+                        for l in 0..LANES {
+                            let t = x - c[l];
+                            acc[l] += t * t;
+                        }
+                    }
+                }
+                DistanceType::Cosine => {
+                    for (&x, c) in row.iter().zip(block) {
+                        for l in 0..LANES {
+                            acc[l] += x * c[l];
+                        }
+                    }
+                    acc = std::array::from_fn(|l| sq_cosine(acc[l], row_norm, self.norms[b][l]));
+                }
+            }
+            let first = b * LANES;
+            visit(first, (self.k - first).min(LANES), &acc);
         }
     }
 
@@ -1209,36 +1235,26 @@ impl Centroids {
     #[inline(always)]
     fn nearest(&self, row: &[f64], row_norm: f64) -> (usize, f64) {
         let mut best = (0, f64::INFINITY);
-        self.each_sq(row, row_norm, |c, sq| {
-            if sq < best.1 {
-                best = (c, sq);
+        self.each_block(row, row_norm, |first, valid, sq| {
+            let (lane, d) = first_min(&sq[..valid]);
+            if d < best.1 {
+                best = (first + lane, d);
             }
         });
         best
     }
 }
 
+/// The first lane holding the smallest value, by a scan with strict `<`.
 #[inline(always)]
-fn lanes_sq_euclidean(row: &[f64], block: &[[f64; LANES]]) -> [f64; LANES] {
-    let mut acc = [0.0; LANES];
-    for (&x, c) in row.iter().zip(block) {
-        for l in 0..LANES {
-            let t = x - c[l];
-            acc[l] += t * t;
+fn first_min(sq: &[f64]) -> (usize, f64) {
+    let mut best = (0, f64::INFINITY);
+    for (l, &d) in sq.iter().enumerate() {
+        if d < best.1 {
+            best = (l, d);
         }
     }
-    acc
-}
-
-#[inline(always)]
-fn lanes_dot(row: &[f64], block: &[[f64; LANES]]) -> [f64; LANES] {
-    let mut acc = [0.0; LANES];
-    for (&x, c) in row.iter().zip(block) {
-        for l in 0..LANES {
-            acc[l] += x * c[l];
-        }
-    }
-    acc
+    best
 }
 
 /// Per-cluster totals of one pass over rows, each row in the cluster of its nearest centroid.
@@ -1532,8 +1548,7 @@ widest_vectors! {
             sse: vec![0.0; k],
             changed: false,
         };
-        for ((row, slot), i) in rows.chunks_exact(dims).zip(assigned).zip(first..) {
-            let (best, best_sq) = centroids.nearest(row, space.norm(i));
+        let mut record = |row: &[f64], slot: &mut u32, (best, best_sq): (usize, f64)| {
             if *slot != best as u32 {
                 *slot = best as u32;
                 part.changed = true;
@@ -1546,6 +1561,10 @@ widest_vectors! {
             {
                 *s += x;
             }
+        };
+        for ((row, slot), i) in rows.chunks_exact(dims).zip(assigned).zip(first..) {
+            let best = centroids.nearest(row, space.norm(i));
+            record(row, slot, best);
         }
         part
     }
