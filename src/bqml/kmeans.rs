@@ -924,11 +924,34 @@ fn train_matrix(
     );
     model.davies_bouldin_index = model.davies_bouldin(&last);
     model.mean_squared_distance = last.mean_squared_distance();
-    let mut nds = last.normalized;
-    // Distances are non-negative, where the bit patterns sort like the values and compare faster.
-    nds.sort_unstable_by_key(|d| d.to_bits());
-    model.training_normalized_distances = nds;
+    model.training_normalized_distances = sorted_distances(last.normalized);
     Ok(model)
+}
+
+/// Sorts non-negative distances ascending: two halves in parallel, then one merge. Such values
+/// sort like their bit patterns, which compare faster; equal patterns are equal values, so the
+/// result is the one a single sort gives.
+fn sorted_distances(mut distances: Vec<f64>) -> Vec<f64> {
+    let mid = distances.len() / 2;
+    let (a, b) = distances.split_at_mut(mid);
+    parallel_map(vec![a, b], |half| {
+        half.sort_unstable_by_key(|d| d.to_bits())
+    });
+    let (a, b) = distances.split_at(mid);
+    let mut merged = Vec::with_capacity(distances.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].to_bits() <= b[j].to_bits() {
+            merged.push(a[i]);
+            i += 1;
+        } else {
+            merged.push(b[j]);
+            j += 1;
+        }
+    }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend_from_slice(&b[j..]);
+    merged
 }
 
 fn validate_options(options: &KMeansOptions) -> Result<(), KMeansError> {
@@ -2565,6 +2588,25 @@ mod tests {
         assert_eq!(near.len(), 2);
         assert_eq!(near[0].0, 1);
         assert!(near[0].1 < near[1].1);
+    }
+
+    #[test]
+    fn distances_sort_like_a_single_sort() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for n in [0, 1, 2, 3, 1000, 1001] {
+            let v: Vec<f64> = (0..n)
+                .map(|i| {
+                    if i % 7 == 0 {
+                        0.5
+                    } else {
+                        rng.random::<f64>() * 3.0
+                    }
+                })
+                .collect();
+            let mut expected = v.clone();
+            expected.sort_by(f64::total_cmp);
+            assert_eq!(sorted_distances(v), expected);
+        }
     }
 
     #[test]
