@@ -1210,16 +1210,6 @@ impl Centroids {
         }
     }
 
-    /// Calls `visit(centroid index, squared distance)` for every centroid, in index order.
-    #[inline(always)]
-    fn each_sq(&self, row: &[f64], row_norm: f64, mut visit: impl FnMut(usize, f64)) {
-        self.each_block(row, row_norm, |first, valid, sq| {
-            for (l, &d) in sq[..valid].iter().enumerate() {
-                visit(first + l, d);
-            }
-        });
-    }
-
     /// The squared distances of `row` to each block of centroids: `visit(index of the block's
     /// first centroid, centroids in the block, distances by lane)`.
     #[inline(always)]
@@ -1342,8 +1332,15 @@ impl Scan {
 /// normalized distance (the `ML.DETECT_ANOMALIES` rule, as [`argmin_normalized`] applies it).
 fn scan(space: &Space<'_>, centroids: &Centroids, radii: Option<&[f64]>) -> Scan {
     let k = centroids.k;
+    // Radii by block and lane, like the centroids; 1 past k keeps the unused lanes finite.
+    let radii_lanes: Option<Vec<[f64; LANES]>> = radii.map(|radii| {
+        radii
+            .chunks(LANES)
+            .map(|r| std::array::from_fn(|l| r.get(l).copied().unwrap_or(1.0)))
+            .collect()
+    });
     let parts = parallel_map(row_chunks(space.data, space.dims), |(first, rows)| {
-        scan_chunk(centroids, space, radii, first, rows)
+        scan_chunk(centroids, space, radii_lanes.as_deref(), first, rows)
     });
     let mut total = Scan::new(k);
     total
@@ -1365,7 +1362,7 @@ widest_vectors! {
     fn scan_chunk(
         centroids: &Centroids,
         space: &Space<'_>,
-        radii: Option<&[f64]>,
+        radii: Option<&[[f64; LANES]]>,
         first: usize,
         rows: &[f64],
     ) -> Scan {
@@ -1373,12 +1370,15 @@ widest_vectors! {
         for (row, i) in rows.chunks_exact(space.dims).zip(first..) {
             let mut plain = (0, f64::INFINITY);
             let mut normalized = f64::INFINITY;
-            centroids.each_sq(row, space.norm(i), |c, sq| {
-                if sq < plain.1 {
-                    plain = (c, sq);
+            centroids.each_block(row, space.norm(i), |first, valid, sq| {
+                let (lane, d) = first_min(&sq[..valid]);
+                if d < plain.1 {
+                    plain = (first + lane, d);
                 }
                 if let Some(radii) = radii {
-                    let d = sq.sqrt() / radii[c];
+                    let r = &radii[first / LANES];
+                    let nd: [f64; LANES] = std::array::from_fn(|l| sq[l].sqrt() / r[l]);
+                    let (_, d) = first_min(&nd[..valid]);
                     if d < normalized {
                         normalized = d;
                     }
@@ -2886,13 +2886,26 @@ mod tests {
             let centroids = Centroids::new(&flat, dims, distance);
             for row in rows.chunks_exact(dims) {
                 let mut seen = 0;
-                centroids.each_sq(row, norm(row), |c, sq| {
-                    let centroid = &flat[c * dims..][..dims];
-                    let expected = sq_distance(distance, row, norm(row), centroid, norm(centroid));
-                    assert_eq!(sq.to_bits(), expected.to_bits(), "{distance} centroid {c}");
-                    seen += 1;
+                centroids.each_block(row, norm(row), |first, valid, sq| {
+                    for (l, &d) in sq[..valid].iter().enumerate() {
+                        let c = first + l;
+                        let centroid = &flat[c * dims..][..dims];
+                        let expected =
+                            sq_distance(distance, row, norm(row), centroid, norm(centroid));
+                        assert_eq!(d.to_bits(), expected.to_bits(), "{distance} centroid {c}");
+                    }
+                    seen += valid;
                 });
                 assert_eq!(seen, LANES + 2);
+            }
+            if distance == DistanceType::Euclidean {
+                for pair in rows.chunks_exact(2 * dims) {
+                    let (a, b) = pair.split_at(dims);
+                    assert_eq!(
+                        centroids.nearest_euclidean_pair(a, b),
+                        [centroids.nearest(a, 0.0), centroids.nearest(b, 0.0)]
+                    );
+                }
             }
         }
     }
