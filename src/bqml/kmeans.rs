@@ -924,11 +924,34 @@ fn train_matrix(
     );
     model.davies_bouldin_index = model.davies_bouldin(&last);
     model.mean_squared_distance = last.mean_squared_distance();
-    let mut nds = last.normalized;
-    // Distances are non-negative, where the bit patterns sort like the values and compare faster.
-    nds.sort_unstable_by_key(|d| d.to_bits());
-    model.training_normalized_distances = nds;
+    model.training_normalized_distances = sorted_distances(last.normalized);
     Ok(model)
+}
+
+/// Sorts non-negative distances ascending: two halves in parallel, then one merge. Such values
+/// sort like their bit patterns, which compare faster; equal patterns are equal values, so the
+/// result is the one a single sort gives.
+fn sorted_distances(mut distances: Vec<f64>) -> Vec<f64> {
+    let mid = distances.len() / 2;
+    let (a, b) = distances.split_at_mut(mid);
+    parallel_map(vec![a, b], |half| {
+        half.sort_unstable_by_key(|d| d.to_bits())
+    });
+    let (a, b) = distances.split_at(mid);
+    let mut merged = Vec::with_capacity(distances.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].to_bits() <= b[j].to_bits() {
+            merged.push(a[i]);
+            i += 1;
+        } else {
+            merged.push(b[j]);
+            j += 1;
+        }
+    }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend_from_slice(&b[j..]);
+    merged
 }
 
 fn validate_options(options: &KMeansOptions) -> Result<(), KMeansError> {
@@ -972,6 +995,33 @@ pub fn default_num_clusters(rows: usize) -> usize {
     k.max(MIN_NUM_CLUSTERS)
 }
 
+/// Defines a function whose body runs compiled for AVX2 when the processor has it (checked at
+/// run time), else for the baseline instruction set. Only the instructions differ: each vector
+/// lane performs the same IEEE operations in the same order (Rust never fuses a multiply and an
+/// add on its own), so both paths give bit-identical results.
+macro_rules! widest_vectors {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) -> $ret {
+            #[inline(always)]
+            fn portable($($arg: $ty),*) -> $ret $body
+
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) -> $ret {
+                    portable($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the processor supports AVX2, as just checked.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            portable($($arg),*)
+        }
+    };
+}
+
 /// Rows per unit of parallel work. Each chunk sums its own rows and the chunks' sums are added
 /// in chunk order, so a model is the same bit for bit whatever the number of threads.
 const CHUNK_ROWS: usize = 8192;
@@ -1002,7 +1052,7 @@ fn parallel_map<I: Send, R: Send>(items: Vec<I>, work: impl Fn(I) -> R + Sync) -
         }
     };
     let mut results = thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(&drain)).collect();
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(drain)).collect();
         let mut results = drain();
         for helper in helpers {
             match helper.join() {
@@ -1166,58 +1216,93 @@ impl Centroids {
         }
     }
 
-    /// Calls `visit(centroid index, squared distance)` for every centroid, in index order.
+    /// The squared distances of `row` to each block of centroids: `visit(index of the block's
+    /// first centroid, centroids in the block, distances by lane)`.
     #[inline(always)]
-    fn each_sq(&self, row: &[f64], row_norm: f64, mut visit: impl FnMut(usize, f64)) {
+    fn each_block(
+        &self,
+        row: &[f64],
+        row_norm: f64,
+        mut visit: impl FnMut(usize, usize, &[f64; LANES]),
+    ) {
         for (b, block) in self.coords.chunks_exact(self.dims).enumerate() {
-            let sq = match self.distance {
-                DistanceType::Euclidean => lanes_sq_euclidean(row, block),
-                DistanceType::Cosine => {
-                    let dots = lanes_dot(row, block);
-                    std::array::from_fn(|l| sq_cosine(dots[l], row_norm, self.norms[b][l]))
+            let mut acc = [0.0; LANES];
+            match self.distance {
+                DistanceType::Euclidean => {
+                    for (&x, c) in row.iter().zip(block) {
+                        for l in 0..LANES {
+                            let t = x - c[l];
+                            acc[l] += t * t;
+                        }
+                    }
                 }
-            };
+                DistanceType::Cosine => {
+                    for (&x, c) in row.iter().zip(block) {
+                        for l in 0..LANES {
+                            acc[l] += x * c[l];
+                        }
+                    }
+                    acc = std::array::from_fn(|l| sq_cosine(acc[l], row_norm, self.norms[b][l]));
+                }
+            }
             let first = b * LANES;
-            for (l, &d) in sq.iter().take(self.k - first).enumerate() {
-                visit(first + l, d);
+            visit(first, (self.k - first).min(LANES), &acc);
+        }
+    }
+
+    /// [`Self::nearest`] of two rows at once, for Euclidean distances: the two rows' sums are
+    /// independent dependency chains that the processor overlaps, where one row's chain keeps
+    /// the vector units waiting on latency. Each row's arithmetic is the same as alone.
+    #[inline(always)]
+    fn nearest_euclidean_pair(&self, a: &[f64], b: &[f64]) -> [(usize, f64); 2] {
+        let mut best = [(0, f64::INFINITY); 2];
+        for (blk, block) in self.coords.chunks_exact(self.dims).enumerate() {
+            let mut acc_a = [0.0; LANES];
+            let mut acc_b = [0.0; LANES];
+            for ((&x, &y), c) in a.iter().zip(b).zip(block) {
+                for l in 0..LANES {
+                    let t = x - c[l];
+                    acc_a[l] += t * t;
+                    let u = y - c[l];
+                    acc_b[l] += u * u;
+                }
+            }
+            let first = blk * LANES;
+            let valid = (self.k - first).min(LANES);
+            for (best, acc) in best.iter_mut().zip([acc_a, acc_b]) {
+                let (lane, d) = first_min(&acc[..valid]);
+                if d < best.1 {
+                    *best = (first + lane, d);
+                }
             }
         }
+        best
     }
 
     /// The nearest centroid and the squared distance to it; ties go to the lowest index.
     #[inline(always)]
     fn nearest(&self, row: &[f64], row_norm: f64) -> (usize, f64) {
         let mut best = (0, f64::INFINITY);
-        self.each_sq(row, row_norm, |c, sq| {
-            if sq < best.1 {
-                best = (c, sq);
+        self.each_block(row, row_norm, |first, valid, sq| {
+            let (lane, d) = first_min(&sq[..valid]);
+            if d < best.1 {
+                best = (first + lane, d);
             }
         });
         best
     }
 }
 
+/// The first lane holding the smallest value, by a scan with strict `<`.
 #[inline(always)]
-fn lanes_sq_euclidean(row: &[f64], block: &[[f64; LANES]]) -> [f64; LANES] {
-    let mut acc = [0.0; LANES];
-    for (&x, c) in row.iter().zip(block) {
-        for l in 0..LANES {
-            let t = x - c[l];
-            acc[l] += t * t;
+fn first_min(sq: &[f64]) -> (usize, f64) {
+    let mut best = (0, f64::INFINITY);
+    for (l, &d) in sq.iter().enumerate() {
+        if d < best.1 {
+            best = (l, d);
         }
     }
-    acc
-}
-
-#[inline(always)]
-fn lanes_dot(row: &[f64], block: &[[f64; LANES]]) -> [f64; LANES] {
-    let mut acc = [0.0; LANES];
-    for (&x, c) in row.iter().zip(block) {
-        for l in 0..LANES {
-            acc[l] += x * c[l];
-        }
-    }
-    acc
+    best
 }
 
 /// Per-cluster totals of one pass over rows, each row in the cluster of its nearest centroid.
@@ -1253,31 +1338,15 @@ impl Scan {
 /// normalized distance (the `ML.DETECT_ANOMALIES` rule, as [`argmin_normalized`] applies it).
 fn scan(space: &Space<'_>, centroids: &Centroids, radii: Option<&[f64]>) -> Scan {
     let k = centroids.k;
+    // Radii by block and lane, like the centroids; 1 past k keeps the unused lanes finite.
+    let radii_lanes: Option<Vec<[f64; LANES]>> = radii.map(|radii| {
+        radii
+            .chunks(LANES)
+            .map(|r| std::array::from_fn(|l| r.get(l).copied().unwrap_or(1.0)))
+            .collect()
+    });
     let parts = parallel_map(row_chunks(space.data, space.dims), |(first, rows)| {
-        let mut part = Scan::new(k);
-        for (row, i) in rows.chunks_exact(space.dims).zip(first..) {
-            let mut plain = (0, f64::INFINITY);
-            let mut normalized = f64::INFINITY;
-            centroids.each_sq(row, space.norm(i), |c, sq| {
-                if sq < plain.1 {
-                    plain = (c, sq);
-                }
-                if let Some(radii) = radii {
-                    let d = sq.sqrt() / radii[c];
-                    if d < normalized {
-                        normalized = d;
-                    }
-                }
-            });
-            let (c, sq) = plain;
-            part.counts[c] += 1;
-            part.sse[c] += sq;
-            part.distance_sums[c] += sq.sqrt();
-            if radii.is_some() {
-                part.normalized.push(normalized);
-            }
-        }
-        part
+        scan_chunk(centroids, space, radii_lanes.as_deref(), first, rows)
     });
     let mut total = Scan::new(k);
     total
@@ -1292,6 +1361,45 @@ fn scan(space: &Space<'_>, centroids: &Centroids, radii: Option<&[f64]>) -> Scan
         total.normalized.extend_from_slice(&part.normalized);
     }
     total
+}
+
+widest_vectors! {
+    /// One chunk of a [`scan`]: rows `first..` of the matrix.
+    fn scan_chunk(
+        centroids: &Centroids,
+        space: &Space<'_>,
+        radii: Option<&[[f64; LANES]]>,
+        first: usize,
+        rows: &[f64],
+    ) -> Scan {
+        let mut part = Scan::new(centroids.k);
+        for (row, i) in rows.chunks_exact(space.dims).zip(first..) {
+            let mut plain = (0, f64::INFINITY);
+            let mut normalized = f64::INFINITY;
+            centroids.each_block(row, space.norm(i), |first, valid, sq| {
+                let (lane, d) = first_min(&sq[..valid]);
+                if d < plain.1 {
+                    plain = (first + lane, d);
+                }
+                if let Some(radii) = radii {
+                    let r = &radii[first / LANES];
+                    let nd: [f64; LANES] = std::array::from_fn(|l| sq[l].sqrt() / r[l]);
+                    let (_, d) = first_min(&nd[..valid]);
+                    if d < normalized {
+                        normalized = d;
+                    }
+                }
+            });
+            let (c, sq) = plain;
+            part.counts[c] += 1;
+            part.sse[c] += sq;
+            part.distance_sums[c] += sq.sqrt();
+            if radii.is_some() {
+                part.normalized.push(normalized);
+            }
+        }
+        part
+    }
 }
 
 fn initial_centroids(
@@ -1482,6 +1590,59 @@ struct PassPart {
     changed: bool,
 }
 
+widest_vectors! {
+    /// One chunk of a [`Pass`]: rows `first..` of the matrix and their assignments.
+    fn assign_chunk(
+        centroids: &Centroids,
+        space: &Space<'_>,
+        first: usize,
+        rows: &[f64],
+        assigned: &mut [u32],
+    ) -> PassPart {
+        let (dims, k) = (space.dims, centroids.k);
+        let mut part = PassPart {
+            counts: vec![0; k],
+            sums: vec![0.0; k * dims],
+            sse: vec![0.0; k],
+            changed: false,
+        };
+        let mut record = |row: &[f64], slot: &mut u32, (best, best_sq): (usize, f64)| {
+            if *slot != best as u32 {
+                *slot = best as u32;
+                part.changed = true;
+            }
+            part.counts[best] += 1;
+            part.sse[best] += best_sq;
+            for (s, x) in part.sums[best * dims..(best + 1) * dims]
+                .iter_mut()
+                .zip(row)
+            {
+                *s += x;
+            }
+        };
+        if centroids.distance == DistanceType::Euclidean {
+            // Rows in pairs, recorded in row order just as one at a time.
+            for (pair, slots) in rows.chunks(2 * dims).zip(assigned.chunks_mut(2)) {
+                match slots {
+                    [slot_a, slot_b] => {
+                        let (a, b) = pair.split_at(dims);
+                        let [best_a, best_b] = centroids.nearest_euclidean_pair(a, b);
+                        record(a, slot_a, best_a);
+                        record(b, slot_b, best_b);
+                    }
+                    [slot] => record(pair, slot, centroids.nearest(pair, 0.0)),
+                    _ => {}
+                }
+            }
+        } else {
+            for ((row, slot), i) in rows.chunks_exact(dims).zip(assigned).zip(first..) {
+                record(row, slot, centroids.nearest(row, space.norm(i)));
+            }
+        }
+        part
+    }
+}
+
 impl Pass {
     fn new(rows: usize, k: usize, dims: usize) -> Self {
         Self {
@@ -1497,35 +1658,14 @@ impl Pass {
     /// Assigns every row to its nearest centroid and accumulates what the next update and the
     /// loss need.
     fn run(&mut self, space: &Space<'_>, centroids: &Centroids) {
-        let (dims, k) = (space.dims, centroids.k);
+        let dims = space.dims;
         let work: Vec<(usize, &[f64], &mut [u32])> = row_chunks(space.data, dims)
             .into_iter()
             .zip(self.assignments.chunks_mut(CHUNK_ROWS))
             .map(|((first, rows), assigned)| (first, rows, assigned))
             .collect();
         let parts = parallel_map(work, |(first, rows, assigned)| {
-            let mut part = PassPart {
-                counts: vec![0; k],
-                sums: vec![0.0; k * dims],
-                sse: vec![0.0; k],
-                changed: false,
-            };
-            for ((row, slot), i) in rows.chunks_exact(dims).zip(assigned).zip(first..) {
-                let (best, best_sq) = centroids.nearest(row, space.norm(i));
-                if *slot != best as u32 {
-                    *slot = best as u32;
-                    part.changed = true;
-                }
-                part.counts[best] += 1;
-                part.sse[best] += best_sq;
-                for (s, x) in part.sums[best * dims..(best + 1) * dims]
-                    .iter_mut()
-                    .zip(row)
-                {
-                    *s += x;
-                }
-            }
-            part
+            assign_chunk(centroids, space, first, rows, assigned)
         });
         self.counts.fill(0);
         self.sums.fill(0.0);
@@ -2507,5 +2647,281 @@ mod tests {
         assert_eq!(near.len(), 2);
         assert_eq!(near[0].0, 1);
         assert!(near[0].1 < near[1].1);
+    }
+
+    #[test]
+    fn distances_sort_like_a_single_sort() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for n in [0, 1, 2, 3, 1000, 1001] {
+            let v: Vec<f64> = (0..n)
+                .map(|i| {
+                    if i % 7 == 0 {
+                        0.5
+                    } else {
+                        rng.random::<f64>() * 3.0
+                    }
+                })
+                .collect();
+            let mut expected = v.clone();
+            expected.sort_by(f64::total_cmp);
+            assert_eq!(sorted_distances(v), expected);
+        }
+    }
+
+    #[test]
+    fn numeric_values_keep_nulls_apart_from_values() {
+        let mut v = NumericValues::with_capacity(4);
+        v.extend_from_slice(&[1.0, 2.0]);
+        assert_eq!(v.null_count(), 0);
+        v.push(None);
+        v.push(Some(4.0));
+        v.extend_from_slice(&[5.0]);
+        assert_eq!(
+            v.iter().collect::<Vec<_>>(),
+            [Some(1.0), Some(2.0), None, Some(4.0), Some(5.0)]
+        );
+        assert_eq!((v.len(), v.null_count()), (5, 1));
+        assert_eq!(
+            v,
+            NumericValues::from(vec![Some(1.0), Some(2.0), None, Some(4.0), Some(5.0)])
+        );
+        let p = v.permuted(&[2, 0, 4]);
+        assert_eq!(p.iter().collect::<Vec<_>>(), [None, Some(1.0), Some(5.0)]);
+        assert_ne!(
+            NumericValues::from(vec![Some(0.0)]),
+            NumericValues::from(vec![None])
+        );
+    }
+
+    #[test]
+    fn iterations_report_each_clusters_size_and_rms_radius() {
+        // As in `lloyd_losses_follow_the_hand_computation`: iteration 0 leaves centroids 0 and
+        // 7.2 with rows {0, 1, 2} and {10, 11, 12}; iteration 1 leaves 1 and 11.
+        let cols = [num("x", &[0.0, 1.0, 2.0, 10.0, 11.0, 12.0])];
+        let model = train(&cols, &plain(custom(&[0, 1], 6))).unwrap();
+        let first = &model.iterations[0].clusters;
+        assert_eq!(first.iter().map(|c| c.size).collect::<Vec<_>>(), [3, 3]);
+        assert_close(first[0].radius, (5.0f64 / 3.0).sqrt());
+        assert_close(first[1].radius, (45.32f64 / 3.0).sqrt());
+        let last = &model.iterations[1].clusters;
+        for c in last {
+            assert_eq!(c.size, 3);
+            assert_close(c.radius, (2.0f64 / 3.0).sqrt());
+        }
+        assert_eq!(
+            last.iter().map(|c| c.size).collect::<Vec<_>>(),
+            model.cluster_sizes
+        );
+        assert_eq!(
+            last.iter().map(|c| c.radius).collect::<Vec<_>>(),
+            model.cluster_radii
+        );
+    }
+
+    #[test]
+    fn training_metrics_equal_the_evaluation_of_the_training_rows() {
+        let model = train(&two_squares(), &plain(custom(&[0, 4], 8))).unwrap();
+        assert_close(model.mean_squared_distance, 2.0);
+        assert_close(model.davies_bouldin_index, 0.2);
+
+        let cols = blobs(3000, 3, 4, 5);
+        for distance in [DistanceType::Euclidean, DistanceType::Cosine] {
+            let options = KMeansOptions {
+                num_clusters: Some(4),
+                distance,
+                ..KMeansOptions::default()
+            };
+            let model = train(&cols, &options).unwrap();
+            let data = model.preprocessor.transform(&cols).unwrap();
+            assert_eq!(
+                model.davies_bouldin_index,
+                model.davies_bouldin_index(&data)
+            );
+            assert_eq!(
+                model.mean_squared_distance,
+                model.mean_squared_distance(&data)
+            );
+            assert_close(
+                model.mean_squared_distance,
+                model.iterations.last().unwrap().loss,
+            );
+        }
+
+        // A centroid far from every row keeps no rows; Davies–Bouldin leaves it out, both ways:
+        // s = 0.5 for {0, 1} and {10, 11}, centroids 10 apart, so DB = (1/10 + 1/10) / 2.
+        let cols = [num("x", &[0.0, 1.0, 10.0, 11.0])];
+        let options = plain(InitMethod::Centroids(vec![
+            vec![0.5],
+            vec![10.5],
+            vec![100.0],
+        ]));
+        let model = train(
+            &cols,
+            &KMeansOptions {
+                num_clusters: None,
+                ..options
+            },
+        )
+        .unwrap();
+        assert_eq!(model.cluster_sizes, [2, 2, 0]);
+        assert_close(model.davies_bouldin_index, 0.1);
+        let data = model.preprocessor.transform(&cols).unwrap();
+        assert_eq!(
+            model.davies_bouldin_index,
+            model.davies_bouldin_index(&data)
+        );
+        assert_close(model.mean_squared_distance, 0.25);
+    }
+
+    #[test]
+    fn init_from_given_centroids_takes_k_from_them_and_checks_their_dimensions() {
+        let start = |centroids: Vec<Vec<f64>>| KMeansOptions {
+            num_clusters: None,
+            ..plain(InitMethod::Centroids(centroids))
+        };
+        let model = train(
+            &two_squares(),
+            &start(vec![vec![0.0, 0.0], vec![12.0, 12.0]]),
+        )
+        .unwrap();
+        assert_eq!(model.centroids, vec![vec![1.0, 1.0], vec![11.0, 11.0]]);
+        let three = train(
+            &two_squares(),
+            &start(vec![vec![0.0, 0.0], vec![12.0, 12.0], vec![0.0, 12.0]]),
+        )
+        .unwrap();
+        assert_eq!(three.num_clusters(), 3);
+
+        let err = train(&two_squares(), &start(vec![vec![0.0], vec![12.0]])).unwrap_err();
+        assert_eq!(
+            err,
+            KMeansError::WarmStartDims {
+                centroid: 1,
+                expected: 2,
+                found: 1
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("has 1 dimensions but the features have 2")
+        );
+        let mismatch = KMeansOptions {
+            num_clusters: Some(3),
+            ..start(vec![vec![0.0, 0.0], vec![12.0, 12.0]])
+        };
+        assert!(matches!(
+            train(&two_squares(), &mismatch).unwrap_err(),
+            KMeansError::WarmStartCount {
+                expected: 3,
+                found: 2
+            }
+        ));
+    }
+
+    /// Textbook Lloyd, one row at a time, for comparison with the chunked parallel passes.
+    fn reference_lloyd(
+        data: &[f64],
+        dims: usize,
+        mut centroids: Vec<f64>,
+        iterations: usize,
+    ) -> Vec<f64> {
+        let k = centroids.len() / dims;
+        for _ in 0..iterations {
+            let mut sums = vec![0.0; k * dims];
+            let mut counts = vec![0usize; k];
+            for row in data.chunks_exact(dims) {
+                let mut best = (0, f64::INFINITY);
+                for (c, centroid) in centroids.chunks_exact(dims).enumerate() {
+                    let d: f64 = row
+                        .iter()
+                        .zip(centroid)
+                        .map(|(x, y)| (x - y) * (x - y))
+                        .sum();
+                    if d < best.1 {
+                        best = (c, d);
+                    }
+                }
+                counts[best.0] += 1;
+                for (s, x) in sums[best.0 * dims..][..dims].iter_mut().zip(row) {
+                    *s += x;
+                }
+            }
+            for c in 0..k {
+                if counts[c] > 0 {
+                    for j in 0..dims {
+                        centroids[c * dims + j] = sums[c * dims + j] / counts[c] as f64;
+                    }
+                }
+            }
+        }
+        centroids
+    }
+
+    #[test]
+    fn chunked_parallel_training_matches_textbook_lloyd_and_repeats_exactly() {
+        // Several chunks of rows, k above one block of lanes, overlapping clusters.
+        let (rows, dims, k) = (3 * CHUNK_ROWS + 123, 5, LANES + 3);
+        let cols = blobs(rows, dims, 4, 11);
+        let seeds: Vec<usize> = (0..k).map(|i| i * 97).collect();
+        let options = KMeansOptions {
+            num_clusters: Some(k),
+            early_stop: false,
+            max_iterations: 6,
+            ..plain(custom(&seeds, rows))
+        };
+        let model = train(&cols, &options).unwrap();
+        let data = model.preprocessor.transform(&cols).unwrap();
+        let start: Vec<f64> = seeds
+            .iter()
+            .flat_map(|&i| data[i * dims..][..dims].to_vec())
+            .collect();
+        let expected = reference_lloyd(&data, dims, start, model.iterations.len());
+        for (ours, theirs) in model.centroids.iter().flatten().zip(&expected) {
+            assert!(close(*ours, *theirs, 1e-12), "{ours} != {theirs}");
+        }
+        assert_eq!(model.cluster_sizes.iter().sum::<u64>(), rows as u64);
+
+        let mut again = train(&cols, &options).unwrap();
+        let mut first = model;
+        for m in [&mut first, &mut again] {
+            m.iterations.iter_mut().for_each(|i| i.duration_ms = 0);
+        }
+        assert_eq!(first, again);
+    }
+
+    #[test]
+    fn lane_kernel_distances_equal_the_scalar_distance_exactly() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let dims = 7;
+        let mut random =
+            |n: usize| -> Vec<f64> { (0..n).map(|_| rng.random::<f64>() * 20.0 - 10.0).collect() };
+        let flat = random((LANES + 2) * dims);
+        let rows = random(50 * dims);
+        for distance in [DistanceType::Euclidean, DistanceType::Cosine] {
+            let centroids = Centroids::new(&flat, dims, distance);
+            for row in rows.chunks_exact(dims) {
+                let mut seen = 0;
+                centroids.each_block(row, norm(row), |first, valid, sq| {
+                    for (l, &d) in sq[..valid].iter().enumerate() {
+                        let c = first + l;
+                        let centroid = &flat[c * dims..][..dims];
+                        let expected =
+                            sq_distance(distance, row, norm(row), centroid, norm(centroid));
+                        assert_eq!(d.to_bits(), expected.to_bits(), "{distance} centroid {c}");
+                    }
+                    seen += valid;
+                });
+                assert_eq!(seen, LANES + 2);
+            }
+            if distance == DistanceType::Euclidean {
+                for pair in rows.chunks_exact(2 * dims) {
+                    let (a, b) = pair.split_at(dims);
+                    assert_eq!(
+                        centroids.nearest_euclidean_pair(a, b),
+                        [centroids.nearest(a, 0.0), centroids.nearest(b, 0.0)]
+                    );
+                }
+            }
+        }
     }
 }

@@ -264,6 +264,66 @@ mod tests {
         assert_eq!(flags, [false, true, false, true]);
     }
 
+    #[test]
+    fn canonical_order_equals_a_full_comparison_sort() {
+        // Ties in the first column's key (NULL vs 0, equal numbers, strings sharing 8 bytes)
+        // must fall through to the later columns and finally to the arrival order.
+        let numbers = [
+            None,
+            Some(-0.0),
+            Some(0.0),
+            Some(-1.5),
+            Some(2.0),
+            Some(f64::MIN),
+        ];
+        let words = [
+            None,
+            Some(""),
+            Some("abcdefgh"),
+            Some("abcdefghZ"),
+            Some("abcdefghA"),
+            Some("b"),
+        ];
+        let rows = 300;
+        let x: Vec<Option<f64>> = (0..rows)
+            .map(|i| numbers[(i * 7) % numbers.len()])
+            .collect();
+        let w: Vec<Option<String>> = (0..rows)
+            .map(|i| words[(i * 5 + i / 3) % words.len()].map(str::to_string))
+            .collect();
+        let y: Vec<Option<f64>> = (0..rows).map(|i| Some(((i * 13) % 4) as f64)).collect();
+        let mut columns = vec![
+            InputColumn::categorical("w", w.clone()),
+            InputColumn::numeric("x", x.clone()),
+            InputColumn::numeric("y", y.clone()),
+        ];
+        let mut flags: Vec<bool> = (0..rows).map(|i| i % 11 == 0).collect();
+        let original = columns.clone();
+        let mut expected: Vec<usize> = (0..rows).collect();
+        expected.sort_by(|&a, &b| {
+            original
+                .iter()
+                .map(|c| compare_cells(&c.data, a, b))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        });
+        let expected_flags: Vec<bool> = expected.iter().map(|&i| flags[i]).collect();
+        canonical_row_order(&mut columns, Some(&mut flags));
+        assert_eq!(
+            columns[0].data,
+            ColumnData::Categorical(expected.iter().map(|&i| w[i].clone()).collect())
+        );
+        assert_eq!(
+            columns[1].data,
+            ColumnData::Numeric(expected.iter().map(|&i| x[i]).collect())
+        );
+        assert_eq!(
+            columns[2].data,
+            ColumnData::Numeric(expected.iter().map(|&i| y[i]).collect())
+        );
+        assert_eq!(flags, expected_flags);
+    }
+
     fn spec(options: &str) -> Result<ModelSpec, BqmlError> {
         let sql = format!("CREATE MODEL models.m OPTIONS({options}) AS SELECT 1 AS x");
         let Recognized::CreateModel(create) = recognize(&sql).unwrap() else {
