@@ -515,7 +515,7 @@ fn column_types(
 }
 
 /// `CREATE OR REPLACE TABLE t AS SELECT … UNION ALL SELECT …`, typed by the declared types or
-/// else by the values (an RFC 3339 string is a TIMESTAMP).
+/// else by the values (an RFC 3339 string is a TIMESTAMP; a column of only NULLs is a STRING).
 fn create_table(
     warehouse: &mut dyn Warehouse,
     table: &str,
