@@ -102,7 +102,7 @@ fn assertions_pass_warn_and_block_in_run() {
     assert_eq!(
         recorded,
         [
-            "accepted_values(kind: 'a', 'b'),failed",
+            "\"accepted_values(kind: 'a', 'b')\",failed",
             "row_condition(bytes < 1000),warned",
             "unique(id),failed"
         ]
