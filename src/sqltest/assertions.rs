@@ -4,6 +4,10 @@
 //! GoogleSQL spelled with the target's naming, and their results land in
 //! `ops.assertion_results`.
 
+// Errors here carry the failing assertion's SQL error with its statement text; they end a run or
+// a test file, so their size costs nothing worth boxing for (as in `runner`).
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
