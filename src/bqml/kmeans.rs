@@ -1002,7 +1002,7 @@ fn parallel_map<I: Send, R: Send>(items: Vec<I>, work: impl Fn(I) -> R + Sync) -
         }
     };
     let mut results = thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(&drain)).collect();
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(drain)).collect();
         let mut results = drain();
         for helper in helpers {
             match helper.join() {
