@@ -16,6 +16,7 @@ use netsentinel::output::{self, OutputFormat};
 use netsentinel::project::Project;
 use netsentinel::render::Naming;
 use netsentinel::runner::{RunReport, Runner, StepOutcome};
+use netsentinel::sqltest;
 use netsentinel::vars::Vars;
 
 #[derive(Debug, Parser)]
@@ -81,6 +82,18 @@ pub enum Command {
     Run(RunArgs),
     /// Run any statement, BigQuery ML ones included, and print the result.
     Query(QueryArgs),
+    /// Run the SQL unit tests under tests/sql/ and their steps' assertions, offline in a
+    /// throwaway in-memory database (never the target's warehouse).
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Only tests of this step (features/netlog_windows or netlog_windows), dataset, test name or file.
+    pub selector: Option<String>,
+    /// Also write the results as JUnit XML to this file, for CI.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +248,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compile(args) => compile_command(&cli.global, &args),
         Command::Run(args) => run_command(&cli.global, &args),
         Command::Query(args) => query_command(&cli.global, &args),
+        Command::Test(args) => test_command(&cli.global, &args),
     }
 }
 
@@ -320,6 +334,14 @@ fn write_run_report(out: &mut impl Write, report: &RunReport) -> std::io::Result
                 "                {:<36} skipped (done before)",
                 step.step
             )?,
+        }
+        for check in &step.assertions {
+            let status = match (check.failed(), check.blocks()) {
+                (false, _) => "ok",
+                (true, false) => "WARN",
+                (true, true) => "FAIL",
+            };
+            writeln!(out, "                  assert {:<45} {status}", check.name)?;
         }
     }
     Ok(())
@@ -420,6 +442,30 @@ fn run_command(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
     for pipeline in &pipelines {
         let report = runner.run_pipeline(warehouse.as_mut(), pipeline)?;
         write_run_report(&mut out, &report)?;
+    }
+    Ok(())
+}
+
+fn test_command(global: &GlobalArgs, args: &TestArgs) -> anyhow::Result<()> {
+    let session = Session::load(global)?;
+    let report = sqltest::run_tests(&session.project, &session.vars, args.selector.as_deref())?;
+    print!("{}", report.render());
+    if let Some(path) = &args.junit {
+        std::fs::write(path, sqltest::junit::to_junit(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if report.cases.is_empty() {
+        bail!(
+            "no SQL tests matched{} under {}",
+            args.selector
+                .as_deref()
+                .map(|s| format!(" `{s}`"))
+                .unwrap_or_default(),
+            sqltest::assertions::TESTS_DIR
+        );
+    }
+    if !report.success() {
+        bail!("{} SQL test(s) failed", report.failures());
     }
     Ok(())
 }

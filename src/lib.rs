@@ -21,5 +21,6 @@ pub mod project;
 pub mod relation;
 pub mod render;
 pub mod runner;
+pub mod sqltest;
 pub mod state;
 pub mod vars;

@@ -9,6 +9,7 @@ use crate::dag::{CycleError, Dag, EdgeOrigin};
 use crate::ingest::schema;
 use crate::relation::{Dataset, Identifier, TableRef};
 use crate::render::scan::{self, HelperCall, Literal, ScannedTemplate};
+use crate::sqltest::assertions::{self, DeclaredAssertion, Severity};
 
 pub const SQL_DIR: &str = "sql";
 
@@ -82,6 +83,8 @@ pub struct StepConfig {
     /// BigQuery storage layout; the local engine has no partitions and ignores both.
     pub partition_by: Option<String>,
     pub cluster_by: Vec<Identifier>,
+    /// Checks run on the step's relation after each run of it.
+    pub assertions: Vec<DeclaredAssertion>,
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +273,7 @@ fn step_config(
         unique_key: Vec::new(),
         partition_by: None,
         cluster_by: Vec::new(),
+        assertions: Vec::new(),
     };
     for call in calls.iter().filter(|c| c.helper == "config") {
         let error = |message: String| ProjectError::Template {
@@ -289,13 +293,29 @@ fn step_config(
                 ("unique_key", value) => config.unique_key = identifiers(value).map_err(error)?,
                 ("cluster_by", value) => config.cluster_by = identifiers(value).map_err(error)?,
                 ("partition_by", Literal::String(p)) => config.partition_by = Some(p.clone()),
+                ("assertions", value) => config.assertions.extend(
+                    assertions::parse_config(value, Severity::Error, call.line).map_err(error)?,
+                ),
+                ("warn_assertions", value) => config.assertions.extend(
+                    assertions::parse_config(value, Severity::Warn, call.line).map_err(error)?,
+                ),
                 ("description", _) => {}
                 (key, value) => {
                     return Err(error(format!(
-                        "config({key}={value}) is not understood: keys are materialized, unique_key, partition_by, cluster_by, description (literal values)"
+                        "config({key}={value}) is not understood: keys are materialized, unique_key, partition_by, cluster_by, assertions, warn_assertions, description (literal values)"
                     )));
                 }
             }
+        }
+        if !config.assertions.is_empty()
+            && matches!(
+                config.materialized,
+                Materialization::Model | Materialization::Script
+            )
+        {
+            return Err(error(
+                "assertions check a table or view; for a model or script step write a standalone assertion under tests/sql/ that reads it with model() or ref()".into(),
+            ));
         }
         if config.materialized == Materialization::Incremental && config.unique_key.is_empty() {
             return Err(error(

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::engine::{EngineError, Warehouse};
 use crate::project::{Materialization, Project, ProjectError, Step};
 use crate::render::{self, RenderContext, RenderError};
+use crate::sqltest::assertions::{self, AssertionError, AssertionResult, StandaloneAssertions};
 use crate::state::{RunRecord, Status};
 use crate::vars::Vars;
 
@@ -29,6 +30,12 @@ pub enum RunError {
         #[source]
         source: EngineError,
     },
+    #[error(transparent)]
+    Assertion(#[from] AssertionError),
+    #[error(
+        "blocking assertion(s) failed after step {step}; its dependants did not run:\n{details}"
+    )]
+    AssertionFailed { step: String, details: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +52,8 @@ pub enum StepOutcome {
 pub struct StepReport {
     pub step: String,
     pub outcome: StepOutcome,
+    /// The step's assertions, run right after it.
+    pub assertions: Vec<AssertionResult>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +84,7 @@ impl Runner<'_> {
         } else {
             tracing::info!(pipeline, run_id = %record.run_id, steps = plan.len(), "run started");
         }
+        let standalone = StandaloneAssertions::load(self.project)?;
         let mut steps = Vec::with_capacity(plan.len());
         for step in plan {
             if record.already_completed(&step.name) {
@@ -82,14 +92,20 @@ impl Runner<'_> {
                 steps.push(StepReport {
                     step: step.name.clone(),
                     outcome: StepOutcome::Skipped,
+                    assertions: Vec::new(),
                 });
                 continue;
             }
-            match self.run_step(warehouse, &record, step) {
-                Ok(outcome) => steps.push(StepReport {
+            let checked = self.run_step(warehouse, &record, step).and_then(|outcome| {
+                let assertions = self.check_step(warehouse, &record, &standalone, step)?;
+                Ok(StepReport {
                     step: step.name.clone(),
                     outcome,
-                }),
+                    assertions,
+                })
+            });
+            match checked {
+                Ok(report) => steps.push(report),
                 Err(error) => {
                     record.finish(warehouse, Status::Failed, Some(&error.to_string()))?;
                     return Err(error);
@@ -104,6 +120,41 @@ impl Runner<'_> {
             resumed: record.resumed,
             steps,
         })
+    }
+
+    /// Runs and records the step's assertions; a blocking failure stops the run here.
+    fn check_step(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        record: &RunRecord,
+        standalone: &StandaloneAssertions,
+        step: &Step,
+    ) -> Result<Vec<AssertionResult>, RunError> {
+        let naming = warehouse.naming().clone();
+        let context = RenderContext {
+            project: self.project,
+            naming: &naming,
+            vars: self.vars,
+            run_id: &record.run_id,
+        };
+        let results = assertions::run_for_step(&context, warehouse, standalone, step, |_| true)?;
+        assertions::record(warehouse, &naming, &record.run_id, &results)?;
+        for warning in results.iter().filter(|r| r.failed() && !r.blocks()) {
+            tracing::warn!("{}", warning.describe());
+        }
+        let blocking: Vec<String> = results
+            .iter()
+            .filter(|r| r.blocks())
+            .map(AssertionResult::describe)
+            .collect();
+        if blocking.is_empty() {
+            Ok(results)
+        } else {
+            Err(RunError::AssertionFailed {
+                step: step.name.clone(),
+                details: blocking.join("\n"),
+            })
+        }
     }
 
     fn run_step(

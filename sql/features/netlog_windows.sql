@@ -1,4 +1,10 @@
-{{ config(materialized='incremental', unique_key=['subscriberId', 'dst_subnet', 'window_start'], partition_by='DATE(window_start)', cluster_by=['subscriberId', 'dst_subnet']) }}
+{{ config(materialized='incremental', unique_key=['subscriberId', 'dst_subnet', 'window_start'], partition_by='DATE(window_start)', cluster_by=['subscriberId', 'dst_subnet'],
+  assertions={
+    'not_null': ['subscriberId', 'dst_subnet', 'window_start'],
+    'unique': [['subscriberId', 'dst_subnet', 'window_start']],
+    'row_condition': ['number_of_records > 0', 'min_tx_bytes >= 0', 'min_rx_bytes >= 0', 'min_duration >= 0',
+                      'syn_only_share BETWEEN 0 AND 1', 'udp_share BETWEEN 0 AND 1']
+  }) }}
 -- Traffic per subscriber × destination /22 subnet × window: the seed's twelve features, the
 -- distinct destination ports, and the flag, protocol and geography mix of the window.
 -- Incremental: each run recomputes the newest window (it may have grown) and everything after.

@@ -1,4 +1,9 @@
-{{ config(materialized='incremental', unique_key=['subscriberId', 'dst_subnet', 'window_start'], partition_by='DATE(window_start)', cluster_by=['subscriberId', 'dst_subnet']) }}
+{{ config(materialized='incremental', unique_key=['subscriberId', 'dst_subnet', 'window_start'], partition_by='DATE(window_start)', cluster_by=['subscriberId', 'dst_subnet'],
+  assertions={
+    'not_null': ['is_anomaly', 'normalized_distance', 'centroid_id', 'model_version'],
+    'unique': [['subscriberId', 'dst_subnet', 'window_start']],
+    'row_condition': 'normalized_distance >= 0'
+  }) }}
 -- Scores the feature windows not scored yet with the current model. is_anomaly follows
 -- ML.DETECT_ANOMALIES: normalized distance above the training distances' (1 - contamination)
 -- quantile.

@@ -96,20 +96,35 @@ fn render_body(
     step: &Step,
     incremental: bool,
 ) -> Result<String, RenderError> {
+    let this = ctx.naming.qualify(&step.relation);
+    render_template(ctx, &step.file, &step.template, Some(&this), incremental)
+}
+
+/// Renders any scanned template with the step helpers: a step's body, or a standalone SQL file
+/// (an assertion, a test's query) that has no `this` of its own when `this` is `None`.
+pub fn render_template(
+    ctx: &RenderContext<'_>,
+    file: &str,
+    template: &scan::ScannedTemplate,
+    this: Option<&str>,
+    incremental: bool,
+) -> Result<String, RenderError> {
     let template_error = |message: String| RenderError::Template {
-        file: step.file.clone(),
+        file: file.to_string(),
         message,
     };
     let mut tera = tera::Tera::default();
     tera.autoescape_on(vec![]);
-    tera.add_raw_template(&step.file, &step.template.tera_source)
+    tera.add_raw_template(file, &template.tera_source)
         .map_err(|e| template_error(tera_message(&e)))?;
     register_helpers(&mut tera, ctx, incremental);
     let mut context = tera::Context::new();
-    context.insert("this", &ctx.naming.qualify(&step.relation));
+    if let Some(this) = this {
+        context.insert("this", this);
+    }
     context.insert("run_id", ctx.run_id);
     let rendered = tera
-        .render(&step.file, &context)
+        .render(file, &context)
         .map_err(|e| template_error(tera_message(&e)))?;
     Ok(rendered.trim().trim_end_matches(';').trim_end().to_string())
 }

@@ -23,6 +23,8 @@ pub enum Literal {
     Number(f64),
     Bool(bool),
     List(Vec<Literal>),
+    /// `{'key': value, …}`: only `config()` takes these (its arguments never reach Tera).
+    Map(Vec<(String, Literal)>),
     /// Anything else (a Tera variable or expression): fine for `var()`, not for names.
     Expression(String),
 }
@@ -36,6 +38,11 @@ impl fmt::Display for Literal {
             Literal::List(items) => {
                 let parts: Vec<String> = items.iter().map(|i| i.to_string()).collect();
                 write!(f, "[{}]", parts.join(", "))
+            }
+            Literal::Map(entries) => {
+                let parts: Vec<String> =
+                    entries.iter().map(|(k, v)| format!("{k:?}: {v}")).collect();
+                write!(f, "{{{}}}", parts.join(", "))
             }
             Literal::Expression(e) => f.write_str(e),
         }
@@ -126,7 +133,15 @@ pub fn scan(source: &str) -> Result<ScannedTemplate, ScanError> {
                 args.push((key, parse_literal(value_text)));
             }
             out.push_str(&source[rest_start..start + args_start]);
-            out.push_str(&keyword_text.join(", "));
+            if helper == "config" {
+                // config() renders to nothing and is read only here, so its arguments (maps
+                // included, which Tera 1.x cannot parse) stay out of Tera; the newlines stay so
+                // Tera's line numbers still match the file.
+                let newlines = region[args_start..args_end].matches('\n').count();
+                out.push_str(&"\n".repeat(newlines));
+            } else {
+                out.push_str(&keyword_text.join(", "));
+            }
             rest_start = start + args_end;
             calls.push(HelperCall { helper, args, line });
             lexer.skip_to(args_end);
@@ -165,15 +180,20 @@ fn tag_regions(source: &str) -> Vec<(usize, usize)> {
     regions
 }
 
+/// The tag's end: `needle` outside strings and outside `{ … }` map literals, whose closing
+/// braces would otherwise end a `{{ … }}` tag early.
 fn find_outside_strings(source: &str, from: usize, needle: &str) -> Option<usize> {
     let mut quote: Option<char> = None;
+    let mut braces = 0usize;
     for (offset, c) in source[from..].char_indices() {
         let at = from + offset;
         match quote {
             Some(q) if c == q => quote = None,
             Some(_) => {}
             None if c == '"' || c == '\'' || c == '`' => quote = Some(c),
-            None if source[at..].starts_with(needle) => return Some(at),
+            None if braces == 0 && source[at..].starts_with(needle) => return Some(at),
+            None if c == '{' => braces += 1,
+            None if c == '}' => braces = braces.saturating_sub(1),
             None => {}
         }
     }
@@ -193,8 +213,8 @@ fn split_args(region: &str, from: usize) -> Option<(Vec<&str>, usize)> {
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '"' | '\'' | '`') => quote = Some(c),
-            (None, '(' | '[') => depth += 1,
-            (None, ']') => depth = depth.saturating_sub(1),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
             (None, ')') if depth > 0 => depth -= 1,
             (None, ')') => {
                 let last = &region[arg_start..at];
@@ -242,7 +262,30 @@ fn parse_literal(text: &str) -> Literal {
     {
         return Literal::List(items.into_iter().map(parse_literal).collect());
     }
+    if text.starts_with('{')
+        && text.ends_with('}')
+        && let Some(entries) = parse_map(&text[1..text.len() - 1])
+    {
+        return Literal::Map(entries);
+    }
     Literal::Expression(text.to_string())
+}
+
+/// The inside of `{'key': value, …}`; `None` unless every entry has a quoted key.
+fn parse_map(inside: &str) -> Option<Vec<(String, Literal)>> {
+    let text = format!("{inside})");
+    let (items, _) = split_args(&text, 0)?;
+    items
+        .into_iter()
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| {
+            let item = item.trim();
+            let quote = item.chars().next().filter(|c| matches!(c, '"' | '\''))?;
+            let close = item[1..].find(quote)? + 1;
+            let value = item[close + 1..].trim_start().strip_prefix(':')?;
+            Some((item[1..close].to_string(), parse_literal(value)))
+        })
+        .collect()
 }
 
 fn line_of(source: &str, offset: usize) -> usize {
@@ -306,7 +349,7 @@ mod tests {
         let scanned = scan(src).unwrap();
         assert_eq!(
             scanned.tera_source,
-            "{{ config(materialized='incremental', unique_key=['a', 'b']) }}\nSELECT *\nFROM {{ ref(name=\"netlog_windows\") }} JOIN {{ source(dataset='raw', table='netlog_events') }}\nWHERE x > {{ var(name='window_seconds') }}"
+            "{{ config() }}\nSELECT *\nFROM {{ ref(name=\"netlog_windows\") }} JOIN {{ source(dataset='raw', table='netlog_events') }}\nWHERE x > {{ var(name='window_seconds') }}"
         );
         let summary: Vec<_> = scanned.calls.iter().map(|c| (c.helper, c.line)).collect();
         assert_eq!(
@@ -339,6 +382,31 @@ mod tests {
         assert_eq!(scanned.calls.len(), 1);
         assert_eq!(scanned.calls[0].helper, "is_incremental");
         assert_eq!(scanned.tera_source, src);
+    }
+
+    #[test]
+    fn config_takes_maps_spanning_lines_and_keeps_them_from_tera() {
+        let src = "{{ config(assertions={'not_null': ['a'],\n 'accepted_values': {'p': ['tcp', 'udp']}}) }}\nSELECT {{ var('x') }}";
+        let scanned = scan(src).unwrap();
+        assert_eq!(
+            scanned.tera_source,
+            "{{ config(\n) }}\nSELECT {{ var(name='x') }}"
+        );
+        assert_eq!(scanned.calls[1].line, 3);
+        let Some(Literal::Map(entries)) = scanned.calls[0].arg("assertions") else {
+            panic!("{:?}", scanned.calls[0]);
+        };
+        assert_eq!(entries[0].0, "not_null");
+        assert_eq!(
+            entries[1].1,
+            Literal::Map(vec![(
+                "p".into(),
+                Literal::List(vec![
+                    Literal::String("tcp".into()),
+                    Literal::String("udp".into())
+                ])
+            )])
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ impl TestProject {
         )
         .expect("copy pipelines.yaml");
         copy_dir(&root.join("sql"), &dir.path().join("sql"));
+        copy_dir(&root.join("tests/sql"), &dir.path().join("tests/sql"));
         TestProject { dir }
     }
 
@@ -47,6 +48,13 @@ impl TestProject {
             std::fs::write(path, text).unwrap();
         }
         TestProject { dir }
+    }
+
+    /// Writes a file at `path` under the project root (e.g. `tests/sql/x.yml`).
+    pub fn write(&self, path: &str, text: &str) {
+        let path = self.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
     }
 
     pub fn path(&self) -> &Path {
