@@ -343,6 +343,9 @@ fn write_run_report(out: &mut impl Write, report: &RunReport) -> std::io::Result
             };
             writeln!(out, "                  assert {:<45} {status}", check.name)?;
         }
+        for note in &step.notes {
+            writeln!(out, "                  {note}")?;
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::alerts::config::AlertsConfig;
 use crate::relation::{Dataset, Identifier};
 use crate::vars::{VarType, VarValue, Vars};
 
@@ -54,6 +55,8 @@ pub struct ProjectConfig {
     pub sources: BTreeMap<Dataset, BTreeMap<Identifier, SourceTable>>,
     #[serde(default)]
     pub pipelines: BTreeMap<Identifier, PipelineConfig>,
+    /// Where anomalies go; a pipeline runs delivery by listing the `alerts` step.
+    pub alerts: Option<AlertsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -297,6 +300,15 @@ impl ProjectConfig {
                     "`{}` is not one of the targets ({})",
                     self.default_target,
                     self.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if let Some(name) = self.alerts.as_ref().and_then(|a| a.duplicate_sink_name()) {
+            return Err(invalid(
+                "alerts.sinks".into(),
+                &["alerts", "sinks"],
+                format!(
+                    "two sinks are named `{name}`: give each its own `name:`, which keys its delivery state"
                 ),
             ));
         }

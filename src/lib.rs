@@ -6,6 +6,7 @@
 //! `state`; `ingest` loads netlog, `generate` makes labelled mock netlog; `googlesql` and `bqml`
 //! let the embedded engine run GoogleSQL and BigQuery ML.
 
+pub mod alerts;
 pub mod bqml;
 pub mod compile;
 pub mod config;

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::alerts;
 use crate::config::{self, ConfigError, ProjectConfig};
 use crate::dag::{CycleError, Dag, EdgeOrigin};
 use crate::ingest::schema;
@@ -73,6 +74,28 @@ impl Materialization {
             "script" => Some(Self::Script),
             _ => None,
         }
+    }
+}
+
+/// Steps netsentinel itself provides, listed by name in a pipeline after the SQL steps they
+/// read. They run after the pipeline's SQL steps, in the order the pipeline lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinStep {
+    /// Turns new anomalies into alerts and delivers them (`alerts:` in pipelines.yaml).
+    Alerts,
+}
+
+impl BuiltinStep {
+    pub const ALL: [BuiltinStep; 1] = [BuiltinStep::Alerts];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinStep::Alerts => alerts::STEP_NAME,
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
     }
 }
 
@@ -153,6 +176,20 @@ impl Project {
             .iter()
             .filter_map(|name| self.steps.get(name))
             .collect())
+    }
+
+    /// The built-in steps a pipeline lists, in its order.
+    pub fn builtin_steps(&self, pipeline: &str) -> Vec<BuiltinStep> {
+        Identifier::new(pipeline)
+            .ok()
+            .and_then(|id| self.config.pipelines.get(&id))
+            .map(|p| {
+                p.steps
+                    .iter()
+                    .filter_map(|s| BuiltinStep::parse(s))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn pipeline_names(&self) -> Vec<String> {
@@ -475,13 +512,31 @@ fn check_pipelines(
 ) -> Result<(), ProjectError> {
     for (pipeline, spec) in &config.pipelines {
         for step in &spec.steps {
-            if !steps.contains_key(step) {
+            if step == alerts::STEP_NAME && config.alerts.is_none() {
+                return Err(ProjectError::Layout {
+                    file: format!(
+                        "{}:{}",
+                        config::CONFIG_FILE,
+                        config::locate(config_text, step).0
+                    ),
+                    message: format!(
+                        "pipeline `{pipeline}` runs the `{}` step, but there is no `alerts:` section saying where alerts go",
+                        alerts::STEP_NAME
+                    ),
+                });
+            }
+            if !steps.contains_key(step) && BuiltinStep::parse(step).is_none() {
                 return Err(ProjectError::UnknownPipelineStep {
                     path: PathBuf::from(config::CONFIG_FILE),
                     line: config::locate(config_text, step).0,
                     pipeline: pipeline.to_string(),
                     step: step.clone(),
-                    known: steps.keys().cloned().collect::<Vec<_>>().join(", "),
+                    known: steps
+                        .keys()
+                        .cloned()
+                        .chain(BuiltinStep::ALL.iter().map(|b| b.name().to_string()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
             }
         }

@@ -8,8 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::alerts::{AlertStep, AlertsError};
 use crate::engine::{EngineError, Warehouse};
-use crate::project::{Materialization, Project, ProjectError, Step};
+use crate::project::{BuiltinStep, Materialization, Project, ProjectError, Step};
 use crate::render::{self, RenderContext, RenderError};
 use crate::sqltest::assertions::{self, AssertionError, AssertionResult, StandaloneAssertions};
 use crate::state::{RunRecord, Status};
@@ -32,6 +33,12 @@ pub enum RunError {
     },
     #[error(transparent)]
     Assertion(#[from] AssertionError),
+    #[error("step {step} failed: {source}")]
+    Alerts {
+        step: String,
+        #[source]
+        source: AlertsError,
+    },
     #[error(
         "blocking assertion(s) failed after step {step}; its dependants did not run:\n{details}"
     )]
@@ -54,6 +61,19 @@ pub struct StepReport {
     pub outcome: StepOutcome,
     /// The step's assertions, run right after it.
     pub assertions: Vec<AssertionResult>,
+    /// What a built-in step wants the reader to know (alerts sent, deliveries pending).
+    pub notes: Vec<String>,
+}
+
+impl StepReport {
+    fn skipped(step: &str) -> Self {
+        StepReport {
+            step: step.to_string(),
+            outcome: StepOutcome::Skipped,
+            assertions: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,11 +109,7 @@ impl Runner<'_> {
         for step in plan {
             if record.already_completed(&step.name) {
                 tracing::info!(step = %step.name, "already done by the interrupted run; skipped");
-                steps.push(StepReport {
-                    step: step.name.clone(),
-                    outcome: StepOutcome::Skipped,
-                    assertions: Vec::new(),
-                });
+                steps.push(StepReport::skipped(&step.name));
                 continue;
             }
             let checked = self.run_step(warehouse, &record, step).and_then(|outcome| {
@@ -102,9 +118,23 @@ impl Runner<'_> {
                     step: step.name.clone(),
                     outcome,
                     assertions,
+                    notes: Vec::new(),
                 })
             });
             match checked {
+                Ok(report) => steps.push(report),
+                Err(error) => {
+                    record.finish(warehouse, Status::Failed, Some(&error.to_string()))?;
+                    return Err(error);
+                }
+            }
+        }
+        for builtin in self.project.builtin_steps(pipeline) {
+            if record.already_completed(builtin.name()) {
+                steps.push(StepReport::skipped(builtin.name()));
+                continue;
+            }
+            match self.run_builtin(warehouse, &record, builtin) {
                 Ok(report) => steps.push(report),
                 Err(error) => {
                     record.finish(warehouse, Status::Failed, Some(&error.to_string()))?;
@@ -120,6 +150,76 @@ impl Runner<'_> {
             resumed: record.resumed,
             steps,
         })
+    }
+
+    fn run_builtin(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        record: &RunRecord,
+        builtin: BuiltinStep,
+    ) -> Result<StepReport, RunError> {
+        let name = builtin.name();
+        record.step_started(warehouse, name)?;
+        tracing::info!(step = name, "step started");
+        let started = Instant::now();
+        let result = match builtin {
+            BuiltinStep::Alerts => {
+                let config = self
+                    .project
+                    .config
+                    .alerts
+                    .as_ref()
+                    .expect("project load checks that a pipeline with `alerts` has a config");
+                AlertStep {
+                    project: self.project,
+                    config,
+                    target: self.target,
+                    pipeline: &record.pipeline,
+                    run_id: &record.run_id,
+                }
+                .run(warehouse)
+                .map(|outcome| (outcome.new_anomalies as u64, outcome.notes()))
+            }
+        };
+        let duration = started.elapsed();
+        let duration_ms = duration.as_millis() as u64;
+        match result {
+            Ok((rows_affected, notes)) => {
+                record.step_finished(
+                    warehouse,
+                    name,
+                    Status::Success,
+                    duration_ms,
+                    Some(rows_affected),
+                    None,
+                )?;
+                tracing::info!(step = name, duration_ms, rows = rows_affected, "step finished");
+                Ok(StepReport {
+                    step: name.to_string(),
+                    outcome: StepOutcome::Ran {
+                        duration,
+                        rows_affected,
+                    },
+                    assertions: Vec::new(),
+                    notes,
+                })
+            }
+            Err(source) => {
+                let message = source.to_string();
+                record.step_finished(
+                    warehouse,
+                    name,
+                    Status::Failed,
+                    duration_ms,
+                    None,
+                    Some(&message),
+                )?;
+                Err(RunError::Alerts {
+                    step: name.to_string(),
+                    source,
+                })
+            }
+        }
     }
 
     /// Runs and records the step's assertions; a blocking failure stops the run here.
