@@ -29,7 +29,9 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let subscribers: u32 = args.first().map_or(200, |a| a.parse().expect("SUBSCRIBERS"));
+    let subscribers: u32 = args
+        .first()
+        .map_or(200, |a| a.parse().expect("SUBSCRIBERS"));
     let minutes: i64 = args.get(1).map_or(30, |a| a.parse().expect("MINUTES"));
 
     let emulator = pubsub::PubsubEmulator::start().expect("the Pub/Sub emulator");
@@ -55,15 +57,25 @@ fn main() {
         ..GeneratorConfig::default()
     };
     let events = generate::generate(&config).expect("generator");
-    ingest::ingest_events(warehouse.as_mut(), events, "bench", None, ingest::DEFAULT_BATCH_ROWS)
-        .expect("ingest");
+    ingest::ingest_events(
+        warehouse.as_mut(),
+        events,
+        "bench",
+        None,
+        ingest::DEFAULT_BATCH_ROWS,
+    )
+    .expect("ingest");
     let runner = Runner {
         project: &project,
         vars: &vars,
         target: target_name,
     };
-    runner.run_pipeline(warehouse.as_mut(), "train").expect("train");
-    let detect = runner.run_pipeline(warehouse.as_mut(), "detect").expect("detect");
+    runner
+        .run_pipeline(warehouse.as_mut(), "train")
+        .expect("train");
+    let detect = runner
+        .run_pipeline(warehouse.as_mut(), "detect")
+        .expect("detect");
     let alerts_step = detect
         .steps
         .iter()
@@ -90,18 +102,28 @@ fn main() {
         .unwrap_or(0);
     assert_eq!(delivered as usize, bodies.len(), "every alert delivered");
     let pulled = emulator.pull_all("bench-alerts-sub").len();
-    assert_eq!(pulled, bodies.len(), "the emulator holds one message per alert");
+    assert_eq!(
+        pulled,
+        bodies.len(),
+        "the emulator holds one message per alert"
+    );
 
     let peer_seconds = publish_bare(&emulator.host(), &bodies);
     let alerts = bodies.len() as f64;
     println!("alerts={}", bodies.len());
-    println!("netsentinel_alerts_step_seconds={:.3}", duration.as_secs_f64());
+    println!(
+        "netsentinel_alerts_step_seconds={:.3}",
+        duration.as_secs_f64()
+    );
     println!(
         "netsentinel_alerts_per_second={:.0}",
         alerts / duration.as_secs_f64()
     );
     println!("peer_bare_publisher_seconds={peer_seconds:.3}");
-    println!("peer_bare_publisher_per_second={:.0}", alerts / peer_seconds);
+    println!(
+        "peer_bare_publisher_per_second={:.0}",
+        alerts / peer_seconds
+    );
     println!(
         "netsentinel_over_peer_time_ratio={:.2}",
         duration.as_secs_f64() / peer_seconds
@@ -147,12 +169,13 @@ fn publish_bare(host: &str, bodies: &[String]) -> f64 {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let publisher = Publisher::builder(format!("projects/{}/topics/bench-peer", pubsub::PROJECT))
-            .with_endpoint(format!("http://{host}"))
-            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
-            .build()
-            .await
-            .expect("publisher");
+        let publisher =
+            Publisher::builder(format!("projects/{}/topics/bench-peer", pubsub::PROJECT))
+                .with_endpoint(format!("http://{host}"))
+                .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+                .build()
+                .await
+                .expect("publisher");
         let started = Instant::now();
         let pending: Vec<_> = bodies
             .iter()

@@ -303,14 +303,8 @@ impl ProjectConfig {
                 ),
             ));
         }
-        if let Some(name) = self.alerts.as_ref().and_then(|a| a.duplicate_sink_name()) {
-            return Err(invalid(
-                "alerts.sinks".into(),
-                &["alerts", "sinks"],
-                format!(
-                    "two sinks are named `{name}`: give each its own `name:`, which keys its delivery state"
-                ),
-            ));
+        if let Some(problem) = self.alerts.as_ref().and_then(|a| a.problem()) {
+            return Err(invalid("alerts".into(), &["alerts"], problem));
         }
         for (name, decl) in &self.vars {
             VarValue::from_yaml(name, decl.ty, &decl.default).map_err(|e| {

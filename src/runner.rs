@@ -162,25 +162,24 @@ impl Runner<'_> {
         record.step_started(warehouse, name)?;
         tracing::info!(step = name, "step started");
         let started = Instant::now();
-        let result = match builtin {
-            BuiltinStep::Alerts => {
-                let config = self
-                    .project
-                    .config
-                    .alerts
-                    .as_ref()
-                    .expect("project load checks that a pipeline with `alerts` has a config");
-                AlertStep {
-                    project: self.project,
-                    config,
-                    target: self.target,
-                    pipeline: &record.pipeline,
-                    run_id: &record.run_id,
+        let result =
+            match builtin {
+                BuiltinStep::Alerts => {
+                    let config =
+                        self.project.config.alerts.as_ref().expect(
+                            "project load checks that a pipeline with `alerts` has a config",
+                        );
+                    AlertStep {
+                        project: self.project,
+                        config,
+                        target: self.target,
+                        pipeline: &record.pipeline,
+                        run_id: &record.run_id,
+                    }
+                    .run(warehouse)
+                    .map(|outcome| (outcome.new_anomalies as u64, outcome.notes()))
                 }
-                .run(warehouse)
-                .map(|outcome| (outcome.new_anomalies as u64, outcome.notes()))
-            }
-        };
+            };
         let duration = started.elapsed();
         let duration_ms = duration.as_millis() as u64;
         match result {
@@ -193,7 +192,12 @@ impl Runner<'_> {
                     Some(rows_affected),
                     None,
                 )?;
-                tracing::info!(step = name, duration_ms, rows = rows_affected, "step finished");
+                tracing::info!(
+                    step = name,
+                    duration_ms,
+                    rows = rows_affected,
+                    "step finished"
+                );
                 Ok(StepReport {
                     step: name.to_string(),
                     outcome: StepOutcome::Ran {

@@ -93,7 +93,10 @@ fn every_anomaly_becomes_one_alert_and_a_rerun_sends_nothing() {
         assert!(!top[field].is_null(), "{field} missing in {top}");
     }
     assert!(top["normalized_distance"].as_f64() > top["threshold"].as_f64());
-    assert_ne!(top["severity"], "low", "the farthest window is not a marginal one: {top}");
+    assert_ne!(
+        top["severity"], "low",
+        "the farthest window is not a marginal one: {top}"
+    );
     let explained = top["explanation"]["top_features"].as_array().unwrap();
     assert_eq!(explained.len(), 3, "{top}");
     let first = explained[0]["deviation_stddevs"].as_f64().unwrap().abs();
@@ -112,7 +115,10 @@ fn every_anomaly_becomes_one_alert_and_a_rerun_sends_nothing() {
     // A rerun finds nothing new; a rerun of a run that already finished alerts sends nothing.
     let out = project.run_ok(&["run", "detect"]);
     assert!(out.contains("0 new anomalies"), "{out}");
-    assert_eq!(file_alerts(&project, "out/alerts.jsonl").len(), alerts.len());
+    assert_eq!(
+        file_alerts(&project, "out/alerts.jsonl").len(),
+        alerts.len()
+    );
     assert_eq!(
         scalar(&project, "SELECT COUNT(*) FROM ops.alert_outbox"),
         anomalies
@@ -170,7 +176,11 @@ struct Hook {
     received: Vec<(HeaderMap, Bytes)>,
 }
 
-async fn receive(State(hook): State<Arc<Mutex<Hook>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(hook): State<Arc<Mutex<Hook>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let mut hook = hook.lock().unwrap();
     hook.received.push((headers, body));
     if hook.failures.is_empty() {
@@ -227,16 +237,27 @@ fn webhook_retries_a_server_error_and_signs_every_request() {
         "SELECT COUNT(*) FROM inferenced.netlog_anomalies WHERE is_anomaly",
     ) as usize;
     let hook = hook.lock().unwrap();
-    assert_eq!(hook.received.len(), anomalies + 1, "one retry after the 503");
+    assert_eq!(
+        hook.received.len(),
+        anomalies + 1,
+        "one retry after the 503"
+    );
     let mut ids = BTreeSet::new();
     for (headers, body) in &hook.received {
         let signature = headers["x-netsentinel-signature"].to_str().unwrap();
         assert_eq!(signature, netsentinel::alerts::sinks::sign(b"s3cret", body));
         let alert: Value = serde_json::from_slice(body).unwrap();
-        assert_eq!(headers["x-netsentinel-alert-id"], alert["alert_id"].as_str().unwrap());
+        assert_eq!(
+            headers["x-netsentinel-alert-id"],
+            alert["alert_id"].as_str().unwrap()
+        );
         ids.insert(alert["alert_id"].as_str().unwrap().to_string());
     }
-    assert_eq!(ids.len(), anomalies, "every alert arrived; only the failed one twice");
+    assert_eq!(
+        ids.len(),
+        anomalies,
+        "every alert arrived; only the failed one twice"
+    );
     assert_eq!(
         scalar(
             &project,
@@ -277,7 +298,9 @@ fn a_webhook_outage_leaves_only_its_deliveries_pending_until_the_next_run() {
         "SELECT COUNT(*) FROM inferenced.netlog_anomalies WHERE is_anomaly",
     );
     assert!(
-        out.contains(&format!("sink webhook: 0 delivered, {anomalies} failed, {anomalies} pending")),
+        out.contains(&format!(
+            "sink webhook: 0 delivered, {anomalies} failed, {anomalies} pending"
+        )),
         "the step summary says what is pending:\n{out}"
     );
     assert_eq!(
@@ -300,19 +323,32 @@ fn a_webhook_outage_leaves_only_its_deliveries_pending_until_the_next_run() {
         hook.received.clear();
     }
     let out = run(&project);
-    assert!(out.contains(&format!("sink webhook: {anomalies} delivered, 0 failed, 0 pending")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "sink webhook: {anomalies} delivered, 0 failed, 0 pending"
+        )),
+        "{out}"
+    );
     assert!(out.contains("sink file: 0 delivered"), "{out}");
     let received: Vec<String> = hook
         .lock()
         .unwrap()
         .received
         .iter()
-        .map(|(_, body)| serde_json::from_slice::<Value>(body).unwrap()["alert_id"].as_str().unwrap().to_string())
+        .map(|(_, body)| {
+            serde_json::from_slice::<Value>(body).unwrap()["alert_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     let unique: BTreeSet<&String> = received.iter().collect();
     assert_eq!(received.len() as i64, anomalies);
     assert_eq!(unique.len(), received.len());
-    assert_eq!(file_alerts(&project, "out/alerts.jsonl").len() as i64, anomalies);
+    assert_eq!(
+        file_alerts(&project, "out/alerts.jsonl").len() as i64,
+        anomalies
+    );
 }
 
 #[test]
@@ -320,10 +356,18 @@ fn a_pipeline_with_the_alerts_step_needs_an_alerts_section() {
     let project = TestProject::shipped();
     let yaml = std::fs::read_to_string(project.path().join("pipelines.yaml")).unwrap();
     let start = yaml.find("\nalerts:").unwrap();
-    let end = yaml[start + 1..].find("\n\n").map_or(yaml.len(), |i| start + 1 + i);
-    project.write("pipelines.yaml", &format!("{}{}", &yaml[..start], &yaml[end..]));
+    let end = yaml[start + 1..]
+        .find("\n\n")
+        .map_or(yaml.len(), |i| start + 1 + i);
+    project.write(
+        "pipelines.yaml",
+        &format!("{}{}", &yaml[..start], &yaml[end..]),
+    );
     let output = project.command(&["run", "detect"]).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("pipelines.yaml:") && stderr.contains("no `alerts:` section"), "{stderr}");
+    assert!(
+        stderr.contains("pipelines.yaml:") && stderr.contains("no `alerts:` section"),
+        "{stderr}"
+    );
 }

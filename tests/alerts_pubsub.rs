@@ -16,11 +16,16 @@ fn project() -> TestProject {
     let project = TestProject::shipped();
     let yaml = std::fs::read_to_string(project.path().join("pipelines.yaml")).unwrap();
     let start = yaml.find("\nalerts:").expect("shipped alerts section");
-    let end = yaml[start + 1..].find("\n\n").map_or(yaml.len(), |i| start + 1 + i);
+    let end = yaml[start + 1..]
+        .find("\n\n")
+        .map_or(yaml.len(), |i| start + 1 + i);
     let alerts = format!(
         "\nalerts:\n  suppress_for: 0s\n  max_per_run: 10000\n  sinks:\n    - {{ kind: file, path: out/alerts.jsonl }}\n    - {{ kind: pubsub, topic: 'projects/{PROJECT}/topics/{TOPIC}', ordering_key: true, timeout: 5s }}\n"
     );
-    project.write("pipelines.yaml", &format!("{}{alerts}{}", &yaml[..start], &yaml[end..]));
+    project.write(
+        "pipelines.yaml",
+        &format!("{}{alerts}{}", &yaml[..start], &yaml[end..]),
+    );
     project
 }
 
@@ -39,8 +44,18 @@ fn generate(project: &TestProject, emulator: &PubsubEmulator, seed: &str, start:
         project,
         emulator,
         &[
-            "generate", "--into-warehouse", "--seed", seed, "--start", start, "--subscribers", "40",
-            "--duration", "15m", "--anomaly-rate", "0.05",
+            "generate",
+            "--into-warehouse",
+            "--seed",
+            seed,
+            "--start",
+            start,
+            "--subscribers",
+            "40",
+            "--duration",
+            "15m",
+            "--anomaly-rate",
+            "0.05",
         ],
     );
 }
@@ -82,18 +97,31 @@ fn every_alert_reaches_pubsub_once_across_reruns_and_an_outage() {
     let expected = alert_ids(&project, "");
     assert!(!expected.is_empty(), "the traffic has anomalies");
     let received = ids_of(&first);
-    assert_eq!(received.len(), expected.len(), "exactly one message per alert");
+    assert_eq!(
+        received.len(),
+        expected.len(),
+        "exactly one message per alert"
+    );
     assert_eq!(received.iter().cloned().collect::<BTreeSet<_>>(), expected);
     for message in &first {
         assert_eq!(message.attributes["pipeline"], "detect");
         assert_eq!(message.attributes["target"], "local");
-        assert!(["low", "medium", "high", "critical"].contains(&message.attributes["severity"].as_str()));
-        assert_eq!(message.ordering_key.as_deref(), message.data["subscriber"].as_str());
+        assert!(
+            ["low", "medium", "high", "critical"]
+                .contains(&message.attributes["severity"].as_str())
+        );
+        assert_eq!(
+            message.ordering_key.as_deref(),
+            message.data["subscriber"].as_str()
+        );
     }
 
     // A rerun adds nothing.
     netsentinel(&project, &emulator, &["run", "detect"]);
-    assert!(emulator.pull_all(SUBSCRIPTION).is_empty(), "a rerun sends nothing");
+    assert!(
+        emulator.pull_all(SUBSCRIPTION).is_empty(),
+        "a rerun sends nothing"
+    );
 
     // New traffic arrives while Pub/Sub is down: the run completes, deliveries stay pending,
     // the file sink is unaffected.
@@ -106,17 +134,29 @@ fn every_alert_reaches_pubsub_once_across_reruns_and_an_outage() {
         .collect();
     assert!(!during_outage.is_empty(), "the new traffic has anomalies");
     assert!(
-        out.contains(&format!("sink pubsub: 0 delivered, {n} failed, {n} pending", n = during_outage.len())),
+        out.contains(&format!(
+            "sink pubsub: 0 delivered, {n} failed, {n} pending",
+            n = during_outage.len()
+        )),
         "{out}"
     );
-    assert!(out.contains(&format!("sink file: {} delivered", during_outage.len())), "{out}");
+    assert!(
+        out.contains(&format!("sink file: {} delivered", during_outage.len())),
+        "{out}"
+    );
 
     // Pub/Sub is back (empty, as emulators come back): the next run delivers the backlog.
     emulator.restart();
     emulator.create_topic(TOPIC);
     emulator.create_subscription(TOPIC, SUBSCRIPTION);
     let out = netsentinel(&project, &emulator, &["run", "detect"]);
-    assert!(out.contains(&format!("sink pubsub: {} delivered, 0 failed, 0 pending", during_outage.len())), "{out}");
+    assert!(
+        out.contains(&format!(
+            "sink pubsub: {} delivered, 0 failed, 0 pending",
+            during_outage.len()
+        )),
+        "{out}"
+    );
     let backlog = ids_of(&emulator.pull_all(SUBSCRIPTION));
     assert_eq!(backlog.len(), during_outage.len(), "no duplicates");
     assert_eq!(backlog.into_iter().collect::<BTreeSet<_>>(), during_outage);

@@ -40,6 +40,8 @@ pub struct AlertsConfig {
     #[serde(default = "default_explain_top")]
     pub explain_top: usize,
     #[serde(default)]
+    pub severity: SeverityBands,
+    #[serde(default)]
     pub sinks: Vec<SinkConfig>,
 }
 
@@ -69,6 +71,26 @@ impl AlertsConfig {
         self.sinks.iter().filter(move |s| s.applies_to(target))
     }
 
+    /// What is wrong with the settings serde cannot check alone, if anything.
+    pub fn problem(&self) -> Option<String> {
+        if let Some(name) = self.duplicate_sink_name() {
+            return Some(format!(
+                "two sinks are named `{name}`: give each its own `name:`, which keys its delivery state"
+            ));
+        }
+        let SeverityBands {
+            medium,
+            high,
+            critical,
+        } = self.severity;
+        if !(1.0 <= medium && medium <= high && high <= critical) {
+            return Some(format!(
+                "severity bands must grow from 1: 1 <= medium ({medium}) <= high ({high}) <= critical ({critical})"
+            ));
+        }
+        None
+    }
+
     /// Sink names are the key of their delivery rows, so two sinks may not share one.
     pub fn duplicate_sink_name(&self) -> Option<String> {
         let mut seen = BTreeSet::new();
@@ -76,6 +98,28 @@ impl AlertsConfig {
             .iter()
             .map(SinkConfig::name)
             .find(|name| !seen.insert(name.clone()))
+    }
+}
+
+/// Where severities start, as multiples of the detection threshold: a window just over the
+/// threshold is `low`; at twice the threshold's distance from its centroid it is `critical`.
+/// Normalized distances are spread thin (a port scan fifteen standard deviations out in one
+/// feature is about 1.5x the threshold), so the bands are close together.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityBands {
+    pub medium: f64,
+    pub high: f64,
+    pub critical: f64,
+}
+
+impl Default for SeverityBands {
+    fn default() -> Self {
+        SeverityBands {
+            medium: 1.25,
+            high: 1.5,
+            critical: 2.0,
+        }
     }
 }
 
@@ -134,7 +178,10 @@ pub struct PubsubSinkConfig {
     #[serde(default)]
     pub ordering_key: bool,
     /// How long one delivery attempt may take before the sink counts as down.
-    #[serde(default = "default_pubsub_timeout", deserialize_with = "human_duration")]
+    #[serde(
+        default = "default_pubsub_timeout",
+        deserialize_with = "human_duration"
+    )]
     pub timeout: Duration,
 }
 
@@ -146,7 +193,10 @@ fn default_pubsub_timeout() -> Duration {
 #[serde(deny_unknown_fields)]
 pub struct WebhookSinkConfig {
     pub url: EnvString,
-    #[serde(default = "default_webhook_timeout", deserialize_with = "human_duration")]
+    #[serde(
+        default = "default_webhook_timeout",
+        deserialize_with = "human_duration"
+    )]
     pub timeout: Duration,
     /// Extra attempts after a failed one (5xx, 429, timeout, connection error).
     #[serde(default = "default_webhook_retries")]
@@ -244,6 +294,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn severity_bands_must_grow() {
+        let config = parse("severity: { medium: 2, high: 1.5, critical: 3 }").unwrap();
+        assert!(config.problem().unwrap().contains("must grow"));
+        assert_eq!(parse("sinks: []").unwrap().problem(), None);
     }
 
     #[test]

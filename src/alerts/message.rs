@@ -7,11 +7,7 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-/// Severity bands, as multiples of the detection threshold: a window just over the threshold
-/// is `low`; three times as far from its centroid as the threshold allows is `critical`.
-const MEDIUM_FROM: f64 = 1.5;
-const HIGH_FROM: f64 = 2.0;
-const CRITICAL_FROM: f64 = 3.0;
+use super::config::SeverityBands;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -23,12 +19,12 @@ pub enum Severity {
 
 impl Severity {
     /// `ratio` is normalized distance over the detection threshold (above 1 for an anomaly).
-    pub fn from_ratio(ratio: f64) -> Self {
-        if ratio >= CRITICAL_FROM {
+    pub fn from_ratio(ratio: f64, bands: &SeverityBands) -> Self {
+        if ratio >= bands.critical {
             Severity::Critical
-        } else if ratio >= HIGH_FROM {
+        } else if ratio >= bands.high {
             Severity::High
-        } else if ratio >= MEDIUM_FROM {
+        } else if ratio >= bands.medium {
             Severity::Medium
         } else {
             Severity::Low
@@ -108,9 +104,7 @@ impl ModelProfile {
             .iter()
             .filter_map(|(feature, value)| {
                 let value = (*value)?;
-                let centroid = *self
-                    .centroids
-                    .get(&(window.centroid_id, feature.clone()))?;
+                let centroid = *self.centroids.get(&(window.centroid_id, feature.clone()))?;
                 let stddev = *self.stddevs.get(feature)?;
                 (stddev > 0.0).then(|| Deviation {
                     feature: feature.clone(),
@@ -152,6 +146,7 @@ impl Alert {
     pub fn new(
         window: ScoredWindow,
         threshold: f64,
+        bands: &SeverityBands,
         explanation: &[Deviation],
         origin: &Origin<'_>,
     ) -> Self {
@@ -160,7 +155,7 @@ impl Alert {
         } else {
             f64::INFINITY
         };
-        let severity = Severity::from_ratio(ratio);
+        let severity = Severity::from_ratio(ratio, bands);
         let alert_id = window.alert_id();
         let features: serde_json::Map<String, Value> = window
             .features
@@ -294,10 +289,11 @@ mod tests {
 
     #[test]
     fn severity_bands_are_multiples_of_the_threshold() {
-        assert_eq!(Severity::from_ratio(1.01), Severity::Low);
-        assert_eq!(Severity::from_ratio(1.5), Severity::Medium);
-        assert_eq!(Severity::from_ratio(2.5), Severity::High);
-        assert_eq!(Severity::from_ratio(3.0), Severity::Critical);
+        let bands = SeverityBands::default();
+        assert_eq!(Severity::from_ratio(1.01, &bands), Severity::Low);
+        assert_eq!(Severity::from_ratio(1.3, &bands), Severity::Medium);
+        assert_eq!(Severity::from_ratio(1.7, &bands), Severity::High);
+        assert_eq!(Severity::from_ratio(2.0, &bands), Severity::Critical);
     }
 
     #[test]
@@ -345,7 +341,13 @@ mod tests {
             centroid: 4.0,
             stddevs: 3.0,
         };
-        let alert = Alert::new(window(), 2.0, &[deviation], &origin);
+        let alert = Alert::new(
+            window(),
+            2.5,
+            &SeverityBands::default(),
+            &[deviation],
+            &origin,
+        );
         assert_eq!(alert.severity, Severity::High);
         let body = &alert.body;
         assert_eq!(body["alert_id"], alert.alert_id.as_str());

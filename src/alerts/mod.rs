@@ -197,7 +197,13 @@ impl AlertStep<'_> {
                 } else {
                     Vec::new()
                 };
-                Alert::new(window, threshold, &explanation, &origin)
+                Alert::new(
+                    window,
+                    threshold,
+                    &self.config.severity,
+                    &explanation,
+                    &origin,
+                )
             })
             .collect();
 
@@ -206,7 +212,8 @@ impl AlertStep<'_> {
             .map(|a| a.window.window_start)
             .min()
             .expect("at least one alert");
-        let since = earliest - chrono::Duration::from_std(self.config.suppress_for).unwrap_or_default();
+        let since =
+            earliest - chrono::Duration::from_std(self.config.suppress_for).unwrap_or_default();
         let last_sent = outbox.last_sent(warehouse, since)?;
         let dispositions = triage::triage(
             &alerts,
@@ -249,7 +256,12 @@ impl AlertStep<'_> {
         Ok(outcome)
     }
 
-    fn summary(&self, staged: &[StagedAlert<'_>], held: usize, origin: &Origin<'_>) -> StagedSummary {
+    fn summary(
+        &self,
+        staged: &[StagedAlert<'_>],
+        held: usize,
+        origin: &Origin<'_>,
+    ) -> StagedSummary {
         let held_windows: Vec<DateTime<Utc>> = staged
             .iter()
             .filter(|s| matches!(s.disposition, outbox::Disposition::Held(_)))
@@ -403,7 +415,9 @@ fn model_profile(
         if let [Cell::Int(centroid), Cell::Text(feature), value] = row.as_slice()
             && let Some(value) = value.as_f64()
         {
-            profile.centroids.insert((*centroid, feature.clone()), value);
+            profile
+                .centroids
+                .insert((*centroid, feature.clone()), value);
         }
     }
     Ok(profile)

@@ -128,9 +128,11 @@ impl<'a> Outbox<'a> {
             .rows
             .into_iter()
             .filter_map(|row| match row.as_slice() {
-                [Cell::Text(subscriber), Cell::Text(subnet), Cell::Timestamp(at)] => {
-                    Some((subscriber.clone(), subnet.clone(), *at))
-                }
+                [
+                    Cell::Text(subscriber),
+                    Cell::Text(subnet),
+                    Cell::Timestamp(at),
+                ] => Some((subscriber.clone(), subnet.clone(), *at)),
                 _ => None,
             })
             .collect())

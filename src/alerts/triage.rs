@@ -74,7 +74,7 @@ mod tests {
             run_id: "r",
             model: "m",
         };
-        Alert::new(window, 1.0, &[], &origin)
+        Alert::new(window, 1.0, &Default::default(), &[], &origin)
     }
 
     fn kinds(dispositions: &[Disposition]) -> Vec<&'static str> {
@@ -96,7 +96,10 @@ mod tests {
         let Disposition::Suppressed(reason) = &d[1] else {
             unreachable!()
         };
-        assert!(reason.contains("2026-01-01T00:00:00Z") && reason.contains("10m"), "{reason}");
+        assert!(
+            reason.contains("2026-01-01T00:00:00Z") && reason.contains("10m"),
+            "{reason}"
+        );
     }
 
     #[test]

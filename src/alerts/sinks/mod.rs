@@ -49,9 +49,7 @@ pub async fn open(
     context: &SinkContext<'_>,
 ) -> Result<Box<dyn AlertSink>, String> {
     let sink: Box<dyn AlertSink> = match &config.kind {
-        SinkKind::Pubsub(settings) => {
-            Box::new(pubsub::PubsubSink::open(settings, context).await?)
-        }
+        SinkKind::Pubsub(settings) => Box::new(pubsub::PubsubSink::open(settings, context).await?),
         SinkKind::Webhook(settings) => Box::new(webhook::WebhookSink::open(settings, context)?),
         SinkKind::File(settings) => Box::new(file::FileSink::new(settings, context)),
         SinkKind::Stdout => Box::new(stdout::StdoutSink),

@@ -30,7 +30,10 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     pub fn open(config: &WebhookSinkConfig, context: &SinkContext<'_>) -> Result<Self, String> {
-        let url = config.url.resolve(context.target).map_err(|e| e.to_string())?;
+        let url = config
+            .url
+            .resolve(context.target)
+            .map_err(|e| e.to_string())?;
         let secret = match &config.secret_env {
             Some(env) => Some(
                 std::env::var(env.var())
