@@ -297,6 +297,10 @@ fn print_demo_summary(summary: &DemoSummary) -> anyhow::Result<()> {
         out,
         "Explore it: netsentinel query \"SELECT * FROM inferenced.netlog_anomalies WHERE is_anomaly ORDER BY normalized_distance DESC LIMIT 20\""
     )?;
+    writeln!(
+        out,
+        "Alerts:     netsentinel query \"SELECT alert_id, status, severity, subscriber, window_start, reason FROM ops.alert_outbox ORDER BY window_start\""
+    )?;
     Ok(())
 }
 

@@ -73,7 +73,7 @@ pub struct AlertsOutcome {
     pub sent: usize,
     pub suppressed: usize,
     pub held: usize,
-    pub summary_sent: bool,
+    pub summary_queued: bool,
     pub sinks: Vec<SinkOutcome>,
 }
 
@@ -96,7 +96,7 @@ impl AlertsOutcome {
             self.sent,
             self.suppressed,
             self.held,
-            if self.summary_sent {
+            if self.summary_queued {
                 " (summary alert queued)"
             } else {
                 ""
@@ -176,37 +176,13 @@ impl AlertStep<'_> {
         if rows.rows.is_empty() {
             return Ok(AlertsOutcome::default());
         }
-        let profile = model_profile(warehouse, &model)?;
-        let windows = scored_windows(&rows, &profile, &warehouse.naming().qualify(&scored))?;
-        let thresholds = thresholds(warehouse, &scored, &windows)?;
         let origin = Origin {
             pipeline: self.pipeline,
             target: self.target,
             run_id: self.run_id,
             model: model.name.as_str(),
         };
-        let alerts: Vec<Alert> = windows
-            .into_iter()
-            .map(|window| {
-                let threshold = thresholds
-                    .get(&window.model_version)
-                    .copied()
-                    .unwrap_or(window.normalized_distance);
-                let explanation = if window.model_version == profile.version {
-                    profile.explain(&window, self.config.explain_top)
-                } else {
-                    Vec::new()
-                };
-                Alert::new(
-                    window,
-                    threshold,
-                    &self.config.severity,
-                    &explanation,
-                    &origin,
-                )
-            })
-            .collect();
-
+        let alerts = self.build_alerts(warehouse, &scored, &model, &rows, &origin)?;
         let earliest = alerts
             .iter()
             .map(|a| a.window.window_start)
@@ -243,7 +219,7 @@ impl AlertStep<'_> {
             sent: count(|d| matches!(d, outbox::Disposition::Send)),
             suppressed: count(|d| matches!(d, outbox::Disposition::Suppressed(_))),
             held,
-            summary_sent: summary.is_some(),
+            summary_queued: summary.is_some(),
             sinks: Vec::new(),
         };
         tracing::info!(
@@ -254,6 +230,42 @@ impl AlertStep<'_> {
             "alerts staged"
         );
         Ok(outcome)
+    }
+
+    /// Each anomalous row as an alert: severity against its model version's threshold, and an
+    /// explanation when the row was scored by the model that explains it.
+    fn build_alerts(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        scored: &TableRef,
+        model: &TableRef,
+        rows: &ResultSet,
+        origin: &Origin<'_>,
+    ) -> Result<Vec<Alert>, AlertsError> {
+        let profile = model_profile(warehouse, model)?;
+        let windows = scored_windows(rows, &profile, &warehouse.naming().qualify(scored))?;
+        let thresholds = thresholds(warehouse, scored, &windows)?;
+        Ok(windows
+            .into_iter()
+            .map(|window| {
+                let threshold = thresholds
+                    .get(&window.model_version)
+                    .copied()
+                    .unwrap_or(window.normalized_distance);
+                let explanation = if window.model_version == profile.version {
+                    profile.explain(&window, self.config.explain_top)
+                } else {
+                    Vec::new()
+                };
+                Alert::new(
+                    window,
+                    threshold,
+                    &self.config.severity,
+                    &explanation,
+                    origin,
+                )
+            })
+            .collect())
     }
 
     fn summary(
