@@ -370,21 +370,21 @@ fn record_batch(
     results: &[sinks::DeliveryResult],
     outcome: &mut SinkOutcome,
 ) -> Result<(), EngineError> {
-    let mut delivered = Vec::new();
-    let mut failed = Vec::new();
-    for (pending, result) in batch.iter().zip(results) {
+    let attempts: Vec<(&str, &sinks::DeliveryResult)> = batch
+        .iter()
+        .map(|p| p.alert_id.as_str())
+        .zip(results)
+        .collect();
+    outbox.record_attempts(warehouse, sink, &attempts)?;
+    for result in results {
         match result {
-            Ok(message_id) => delivered.push((pending.alert_id.as_str(), message_id.as_deref())),
+            Ok(_) => outcome.delivered += 1,
             Err(error) => {
-                failed.push((pending.alert_id.as_str(), Some(error.as_str())));
+                outcome.failed += 1;
                 outcome.last_error = Some(error.clone());
             }
         }
     }
-    outbox.mark_delivered(warehouse, sink, &delivered)?;
-    outbox.mark_failed(warehouse, sink, &failed)?;
-    outcome.delivered += delivered.len();
-    outcome.failed += failed.len();
     Ok(())
 }
 

@@ -1,20 +1,16 @@
 //! The alert outbox in the warehouse's `ops` dataset: `ops.alert_outbox` holds every alert
 //! once (sent, suppressed or held, with the reason), `ops.alert_deliveries` one row per
-//! (alert, sink) with its delivery state. Written as GoogleSQL through the `Warehouse` trait,
-//! so both engines keep the same record.
-
-use std::fmt::Write as _;
+//! (alert, sink) with its delivery state, and `ops.alert_delivery_log` every attempt. Bulk rows
+//! are appended through the `Warehouse` trait and state changes are set-based GoogleSQL, so
+//! both engines keep the same record and a storm of alerts costs a few statements.
 
 use chrono::{DateTime, Utc};
 
-use super::message::Alert;
+use super::message::{Alert, Severity};
 use crate::engine::{Cell, EngineError, Warehouse};
 use crate::relation::{Dataset, TableRef};
 use crate::render::Naming;
 use crate::vars::quote_string;
-
-/// Rows per INSERT or UPDATE statement: keeps statements well under BigQuery's query size limit.
-const ROWS_PER_STATEMENT: usize = 200;
 
 pub fn outbox() -> TableRef {
     TableRef::new(Dataset::Ops, "alert_outbox").expect("valid name")
@@ -22,6 +18,10 @@ pub fn outbox() -> TableRef {
 
 pub fn deliveries() -> TableRef {
     TableRef::new(Dataset::Ops, "alert_deliveries").expect("valid name")
+}
+
+pub fn delivery_log() -> TableRef {
+    TableRef::new(Dataset::Ops, "alert_delivery_log").expect("valid name")
 }
 
 /// Whether an alert goes out, and if not, why.
@@ -68,6 +68,7 @@ pub struct Outbox<'a> {
     naming: &'a Naming,
     outbox: String,
     deliveries: String,
+    log: String,
 }
 
 /// An undelivered alert of one sink, as its sink gets it.
@@ -85,14 +86,16 @@ impl<'a> Outbox<'a> {
             naming,
             outbox: naming.qualify(&outbox()),
             deliveries: naming.qualify(&deliveries()),
+            log: naming.qualify(&delivery_log()),
         }
     }
 
     pub fn ensure_tables(&self, warehouse: &mut dyn Warehouse) -> Result<(), EngineError> {
         warehouse.execute_script(&format!(
             "CREATE TABLE IF NOT EXISTS {} (alert_id STRING, kind STRING, status STRING, reason STRING, run_id STRING, pipeline STRING, model_version INT64, subscriber STRING, subnet STRING, window_start TIMESTAMP, window_end TIMESTAMP, severity STRING, normalized_distance FLOAT64, payload STRING, created_at TIMESTAMP);\n\
-             CREATE TABLE IF NOT EXISTS {} (alert_id STRING, sink STRING, status STRING, attempts INT64, message_id STRING, last_error STRING, delivered_at TIMESTAMP, updated_at TIMESTAMP)",
-            self.outbox, self.deliveries
+             CREATE TABLE IF NOT EXISTS {} (alert_id STRING, sink STRING, status STRING, attempts INT64, message_id STRING, last_error STRING, delivered_at TIMESTAMP, updated_at TIMESTAMP);\n\
+             CREATE TABLE IF NOT EXISTS {} (attempt_id STRING, alert_id STRING, sink STRING, outcome STRING, message_id STRING, error STRING, attempted_at TIMESTAMP)",
+            self.outbox, self.deliveries, self.log
         ))?;
         Ok(())
     }
@@ -122,7 +125,7 @@ impl<'a> Outbox<'a> {
              WHERE kind = 'anomaly' AND status = 'active' AND window_start >= {} \
              GROUP BY subscriber, subnet",
             self.outbox,
-            timestamp_literal(since)
+            Cell::Timestamp(since).to_sql_literal()
         ))?;
         Ok(result
             .rows
@@ -138,8 +141,7 @@ impl<'a> Outbox<'a> {
             .collect())
     }
 
-    /// Writes the run's alerts and summary, then a pending delivery per sink for each alert
-    /// that goes out. One script, so one transaction where the engine has them.
+    /// Writes the run's alerts and its summary in one append.
     pub fn stage(
         &self,
         warehouse: &mut dyn Warehouse,
@@ -148,25 +150,15 @@ impl<'a> Outbox<'a> {
         alerts: &[StagedAlert<'_>],
         summary: Option<&StagedSummary>,
     ) -> Result<(), EngineError> {
-        let mut rows: Vec<String> = alerts
+        let now = Utc::now();
+        let mut rows: Vec<Vec<Cell>> = alerts
             .iter()
-            .map(|staged| alert_row(staged, run_id, pipeline))
+            .map(|staged| alert_row(staged, run_id, pipeline, now))
             .collect();
         if let Some(summary) = summary {
-            rows.push(summary_row(summary, run_id, pipeline));
+            rows.push(summary_row(summary, run_id, pipeline, now));
         }
-        let mut script = String::new();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let _ = writeln!(
-                script,
-                "INSERT INTO {} (alert_id, kind, status, reason, run_id, pipeline, model_version, subscriber, subnet, window_start, window_end, severity, normalized_distance, payload, created_at) VALUES\n{};",
-                self.outbox,
-                chunk.join(",\n")
-            );
-        }
-        if !script.is_empty() {
-            warehouse.execute_script(&script)?;
-        }
+        warehouse.append_rows(&outbox(), &rows)?;
         Ok(())
     }
 
@@ -231,63 +223,51 @@ impl<'a> Outbox<'a> {
             .collect())
     }
 
-    /// Records delivered alerts with their message ids.
-    pub fn mark_delivered(
+    /// Records one batch of attempts: each goes to the attempt log, then one set-based UPDATE
+    /// moves the batch's deliveries to `delivered` (with time and message id) or `failed`
+    /// (with the error; still due, so a later run retries it).
+    pub fn record_attempts(
         &self,
         warehouse: &mut dyn Warehouse,
         sink: &str,
-        delivered: &[(&str, Option<&str>)],
+        attempts: &[(&str, &Result<Option<String>, String>)],
     ) -> Result<(), EngineError> {
-        self.update(warehouse, sink, delivered, |message_ids| {
-            format!(
-                "status = 'delivered', attempts = attempts + 1, message_id = {message_ids}, last_error = NULL, delivered_at = CURRENT_TIMESTAMP(), updated_at = CURRENT_TIMESTAMP()"
-            )
-        })
-    }
-
-    /// Records failed attempts; the deliveries stay due and go out on a later run.
-    pub fn mark_failed(
-        &self,
-        warehouse: &mut dyn Warehouse,
-        sink: &str,
-        failed: &[(&str, Option<&str>)],
-    ) -> Result<(), EngineError> {
-        self.update(warehouse, sink, failed, |errors| {
-            format!(
-                "status = 'failed', attempts = attempts + 1, last_error = {errors}, updated_at = CURRENT_TIMESTAMP()"
-            )
-        })
-    }
-
-    /// One UPDATE per chunk, the per-alert value chosen by a CASE on the alert id: a single
-    /// statement is atomic on every engine.
-    fn update(
-        &self,
-        warehouse: &mut dyn Warehouse,
-        sink: &str,
-        rows: &[(&str, Option<&str>)],
-        set: impl Fn(&str) -> String,
-    ) -> Result<(), EngineError> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut case = String::from("CASE alert_id");
-            for (alert_id, value) in chunk {
-                let _ = write!(
-                    case,
-                    " WHEN {} THEN {}",
-                    quote_string(alert_id),
-                    value.map_or("CAST(NULL AS STRING)".to_string(), quote_string)
-                );
-            }
-            case.push_str(" END");
-            let ids: Vec<String> = chunk.iter().map(|(id, _)| quote_string(id)).collect();
-            warehouse.execute_script(&format!(
-                "UPDATE {} SET {} WHERE sink = {} AND alert_id IN ({})",
-                self.deliveries,
-                set(&case),
-                quote_string(sink),
-                ids.join(", ")
-            ))?;
-        }
+        let attempt_id = format!("att_{}", uuid::Uuid::now_v7().simple());
+        let now = Cell::Timestamp(Utc::now());
+        let rows: Vec<Vec<Cell>> = attempts
+            .iter()
+            .map(|(alert_id, result)| {
+                let (outcome, message_id, error) = match result {
+                    Ok(message_id) => (
+                        "delivered",
+                        optional_text(message_id.as_deref()),
+                        Cell::Null,
+                    ),
+                    Err(error) => ("failed", Cell::Null, Cell::Text(error.clone())),
+                };
+                vec![
+                    Cell::Text(attempt_id.clone()),
+                    Cell::Text(alert_id.to_string()),
+                    Cell::Text(sink.to_string()),
+                    Cell::Text(outcome.to_string()),
+                    message_id,
+                    error,
+                    now.clone(),
+                ]
+            })
+            .collect();
+        warehouse.append_rows(&delivery_log(), &rows)?;
+        warehouse.execute_script(&format!(
+            "UPDATE {deliveries} AS queued SET status = attempt.outcome, attempts = queued.attempts + 1, \
+             message_id = attempt.message_id, last_error = attempt.error, \
+             delivered_at = IF(attempt.outcome = 'delivered', attempt.attempted_at, queued.delivered_at), \
+             updated_at = attempt.attempted_at\n\
+             FROM {log} AS attempt\n\
+             WHERE attempt.attempt_id = {attempt} AND attempt.alert_id = queued.alert_id AND attempt.sink = queued.sink",
+            deliveries = self.deliveries,
+            log = self.log,
+            attempt = quote_string(&attempt_id),
+        ))?;
         Ok(())
     }
 
@@ -306,52 +286,58 @@ impl<'a> Outbox<'a> {
     }
 }
 
-fn alert_row(staged: &StagedAlert<'_>, run_id: &str, pipeline: &str) -> String {
+fn alert_row(
+    staged: &StagedAlert<'_>,
+    run_id: &str,
+    pipeline: &str,
+    now: DateTime<Utc>,
+) -> Vec<Cell> {
     let alert = staged.alert;
     let window = &alert.window;
-    format!(
-        "({}, 'anomaly', '{}', {}, {}, {}, {}, {}, {}, {}, {}, '{}', {}, {}, CURRENT_TIMESTAMP())",
-        quote_string(&alert.alert_id),
-        staged.disposition.status(),
-        optional_string(staged.disposition.reason()),
-        quote_string(run_id),
-        quote_string(pipeline),
-        window.model_version,
-        quote_string(&window.subscriber),
-        quote_string(&window.subnet),
-        timestamp_literal(window.window_start),
-        window
-            .window_end
-            .map_or("CAST(NULL AS TIMESTAMP)".to_string(), timestamp_literal),
-        alert.severity.as_str(),
-        float_literal(window.normalized_distance),
-        quote_string(&alert.body.to_string()),
-    )
+    vec![
+        Cell::Text(alert.alert_id.clone()),
+        Cell::Text("anomaly".into()),
+        Cell::Text(staged.disposition.status().into()),
+        optional_text(staged.disposition.reason()),
+        Cell::Text(run_id.into()),
+        Cell::Text(pipeline.into()),
+        Cell::Int(window.model_version),
+        Cell::Text(window.subscriber.clone()),
+        Cell::Text(window.subnet.clone()),
+        Cell::Timestamp(window.window_start),
+        window.window_end.map_or(Cell::Null, Cell::Timestamp),
+        Cell::Text(alert.severity.as_str().into()),
+        Cell::Float(window.normalized_distance),
+        Cell::Text(alert.body.to_string()),
+        Cell::Timestamp(now),
+    ]
 }
 
-fn summary_row(summary: &StagedSummary, run_id: &str, pipeline: &str) -> String {
-    format!(
-        "({}, 'summary', 'active', CAST(NULL AS STRING), {}, {}, CAST(NULL AS INT64), CAST(NULL AS STRING), CAST(NULL AS STRING), {}, CAST(NULL AS TIMESTAMP), 'high', CAST(NULL AS FLOAT64), {}, CURRENT_TIMESTAMP())",
-        quote_string(&summary.alert_id),
-        quote_string(run_id),
-        quote_string(pipeline),
-        timestamp_literal(summary.last_window),
-        quote_string(&summary.body),
-    )
+fn summary_row(
+    summary: &StagedSummary,
+    run_id: &str,
+    pipeline: &str,
+    now: DateTime<Utc>,
+) -> Vec<Cell> {
+    vec![
+        Cell::Text(summary.alert_id.clone()),
+        Cell::Text("summary".into()),
+        Cell::Text("active".into()),
+        Cell::Null,
+        Cell::Text(run_id.into()),
+        Cell::Text(pipeline.into()),
+        Cell::Null,
+        Cell::Null,
+        Cell::Null,
+        Cell::Timestamp(summary.last_window),
+        Cell::Null,
+        Cell::Text(Severity::High.as_str().into()),
+        Cell::Null,
+        Cell::Text(summary.body.clone()),
+        Cell::Timestamp(now),
+    ]
 }
 
-fn optional_string(value: Option<&str>) -> String {
-    value.map_or("CAST(NULL AS STRING)".to_string(), quote_string)
-}
-
-pub fn timestamp_literal(t: DateTime<Utc>) -> String {
-    format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f+00"))
-}
-
-fn float_literal(value: f64) -> String {
-    if value.is_finite() {
-        format!("{value:?}")
-    } else {
-        "CAST(NULL AS FLOAT64)".to_string()
-    }
+fn optional_text(value: Option<&str>) -> Cell {
+    value.map_or(Cell::Null, |v| Cell::Text(v.to_string()))
 }

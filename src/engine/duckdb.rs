@@ -687,6 +687,37 @@ impl Warehouse for DuckDbWarehouse {
     fn load_events(&mut self, batch: &EventBatch) -> Result<LoadOutcome, EngineError> {
         self.in_transaction(|| load_batch(&self.conn, batch))
     }
+
+    fn append_rows(&mut self, table: &TableRef, rows: &[Vec<Cell>]) -> Result<u64, EngineError> {
+        let append_error = |e: duckdb::Error| EngineError::sql(&format!("append to {table}"), e);
+        self.in_transaction(|| {
+            let mut appender = self
+                .conn
+                .appender_to_db(table.name.as_str(), table.dataset.as_str())
+                .map_err(append_error)?;
+            for row in rows {
+                let values: Vec<Value> = row.iter().map(cell_value).collect();
+                appender
+                    .append_row(duckdb::appender_params_from_iter(values))
+                    .map_err(append_error)?;
+            }
+            appender.flush().map_err(append_error)?;
+            Ok(rows.len() as u64)
+        })
+    }
+}
+
+/// A cell as DuckDB's appender takes it. Lists and structs never reach the appender: the
+/// tables netsentinel appends to hold scalars only.
+fn cell_value(cell: &Cell) -> Value {
+    match cell {
+        Cell::Null | Cell::List(_) | Cell::Struct(_) => Value::Null,
+        Cell::Bool(b) => Value::Boolean(*b),
+        Cell::Int(i) => Value::BigInt(*i),
+        Cell::Float(f) => Value::Double(*f),
+        Cell::Text(s) => Value::Text(s.clone()),
+        Cell::Timestamp(t) => Value::Timestamp(TimeUnit::Microsecond, t.timestamp_micros()),
+    }
 }
 
 /// Appends the batch to temporary staging tables, then moves rows whose ids are new into the

@@ -73,6 +73,36 @@ impl Cell {
         }
     }
 
+    /// The value as a GoogleSQL literal, typed so that a NULL or a list of rows of literals
+    /// inserts into the column it is meant for.
+    pub fn to_sql_literal(&self) -> String {
+        match self {
+            Cell::Null => "NULL".to_string(),
+            Cell::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+            Cell::Int(i) => i.to_string(),
+            Cell::Float(f) if f.is_finite() => format!("{f:?}"),
+            Cell::Float(_) => "CAST(NULL AS FLOAT64)".to_string(),
+            Cell::Text(s) => crate::vars::quote_string(s),
+            Cell::Timestamp(t) => format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f+00")),
+            Cell::List(items) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(Cell::to_sql_literal)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Cell::Struct(fields) => format!(
+                "STRUCT({})",
+                fields
+                    .iter()
+                    .map(|(name, value)| format!("{} AS {name}", value.to_sql_literal()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Cell::Null => serde_json::Value::Null,
@@ -147,6 +177,31 @@ pub trait Warehouse {
     fn query(&mut self, sql: &str) -> Result<ResultSet, EngineError>;
 
     fn relation_exists(&mut self, relation: &TableRef) -> Result<bool, EngineError>;
+
+    /// Appends rows (values in the table's column order) to an existing table: bulk writes of
+    /// netsentinel's own records. The default runs INSERT … VALUES in chunks; engines with a
+    /// faster path (DuckDB's appender) use it.
+    fn append_rows(&mut self, table: &TableRef, rows: &[Vec<Cell>]) -> Result<u64, EngineError> {
+        const ROWS_PER_STATEMENT: usize = 200;
+        let qualified = self.naming().qualify(table);
+        let mut appended = 0;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|row| {
+                    let cells: Vec<String> = row.iter().map(Cell::to_sql_literal).collect();
+                    format!("({})", cells.join(", "))
+                })
+                .collect();
+            appended += self
+                .execute_script(&format!(
+                    "INSERT INTO {qualified} VALUES\n{}",
+                    values.join(",\n")
+                ))?
+                .rows_affected;
+        }
+        Ok(appended)
+    }
 
     /// Loads validated events and rejects into the raw tables, atomically and idempotently:
     /// events and rejects already present (same ids) are not added again.
