@@ -35,9 +35,8 @@ pub enum DeployError {
     )]
     Sensitive,
     #[error(
-        "{CONFIG_FILE} references {} that terraform output `{ENV_OUTPUT}` does not provide: add {} to local.netsentinel_env in terraform/main.tf and apply",
-        .0.join(", "),
-        if .0.len() == 1 { "it" } else { "them" }
+        "{CONFIG_FILE} references {} but terraform output `{ENV_OUTPUT}` does not set it: add it to local.netsentinel_env in terraform/main.tf and apply",
+        .0.join(", ")
     )]
     Missing(Vec<String>),
 }

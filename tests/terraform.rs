@@ -634,11 +634,11 @@ fn terraform_tables_have_the_columns_netsentinel_writes() {
     let mut created: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for row in rows {
         let fields: Vec<&str> = row.splitn(4, ',').collect();
-        let [schema, table, column, ty] = fields[..] else {
+        let [dataset, table, column, ty] = fields[..] else {
             panic!("unexpected row {row}")
         };
         created
-            .entry(format!("{schema}.{table}"))
+            .entry(format!("{dataset}.{table}"))
             .or_default()
             .push((column.to_string(), bigquery_type(ty.trim_matches('"'))));
     }
