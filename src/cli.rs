@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use netsentinel::compile;
 use netsentinel::demo::{self, DemoSummary};
+use netsentinel::deploy::{self, RequiredEnv};
 use netsentinel::engine::{self, Warehouse};
 use netsentinel::generate::{self, GeneratorConfig, StopAt};
 use netsentinel::ingest::{self, Format, IngestSummary};
@@ -85,6 +86,19 @@ pub enum Command {
     /// Run the SQL unit tests under tests/sql/ and their steps' assertions, offline in a
     /// throwaway in-memory database (never the target's warehouse).
     Test(TestArgs),
+    /// Print the environment variables pipelines.yaml needs (every ${VAR} it references) as shell
+    /// exports, from `terraform output -json`: eval "$(netsentinel env --from-terraform FILE)".
+    Env(EnvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The JSON of `terraform output -json` for terraform/ (- reads standard input).
+    #[arg(long, value_name = "FILE")]
+    pub from_terraform: PathBuf,
+    /// Also print a `netsentinel_env` output that terraform marks sensitive.
+    #[arg(long)]
+    pub include_sensitive: bool,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +263,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run_command(&cli.global, &args),
         Command::Query(args) => query_command(&cli.global, &args),
         Command::Test(args) => test_command(&cli.global, &args),
+        Command::Env(args) => env_command(&cli.global, &args),
     }
 }
 
@@ -493,5 +508,23 @@ fn query_command(global: &GlobalArgs, args: &QueryArgs) -> anyhow::Result<()> {
     if args.format == OutputFormat::Table && std::io::stdout().is_terminal() {
         writeln!(out, "{} row(s)", result.rows.len())?;
     }
+    Ok(())
+}
+
+/// Checks the terraform outputs against what pipelines.yaml needs (on `--target`, else on every
+/// target) before printing anything, so a partial environment is never exported.
+fn env_command(global: &GlobalArgs, args: &EnvArgs) -> anyhow::Result<()> {
+    let project = Project::load(&global.project_dir)?;
+    let required = RequiredEnv::of(&project.config, global.target.as_deref())?;
+    let path = &args.from_terraform;
+    let json = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    let env = deploy::env_from_terraform_output(&json, args.include_sensitive)
+        .with_context(|| format!("reading terraform outputs from {}", path.display()))?;
+    required.check(&env)?;
+    print!("{}", deploy::shell_exports(&env, &required));
     Ok(())
 }

@@ -104,6 +104,19 @@ impl BigQueryTarget {
 pub struct EnvString(String);
 
 impl EnvString {
+    /// The text as written, `${VAR}` references unresolved.
+    pub fn unresolved(&self) -> &str {
+        &self.0
+    }
+
+    /// The environment variables the text references, in order.
+    pub fn variables(&self) -> impl Iterator<Item = &str> {
+        self.0.split("${").skip(1).filter_map(|rest| {
+            let var = &rest[..rest.find('}').unwrap_or(rest.len())];
+            (!var.is_empty()).then_some(var)
+        })
+    }
+
     pub fn resolve(&self, target: &str) -> Result<String, ConfigError> {
         self.resolve_with(target, |var| std::env::var(var).ok())
     }
@@ -477,5 +490,7 @@ mod tests {
         assert_eq!(ok.unwrap(), "proj-1-x");
         let err = s.resolve_with("bq", |_| None).unwrap_err().to_string();
         assert!(err.contains("ENV_A"), "{err}");
+        let two = EnvString("projects/${P}/topics/t-${ENV}".into());
+        assert_eq!(two.variables().collect::<Vec<_>>(), ["P", "ENV"]);
     }
 }

@@ -12,6 +12,7 @@ pub mod compile;
 pub mod config;
 pub mod dag;
 pub mod demo;
+pub mod deploy;
 pub mod engine;
 pub mod event;
 pub mod generate;

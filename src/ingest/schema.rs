@@ -40,6 +40,27 @@ pub const REJECT_COLUMNS: [(&str, &str); 7] = [
     ("rejected_at", "TIMESTAMP"),
 ];
 
+/// How a raw table is stored on BigQuery. netsentinel's ingest creates the raw tables with this
+/// layout, and terraform/ declares them the same way (tests/terraform.rs checks both agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageLayout {
+    /// Column whose day partitions the table, if any.
+    pub partition_day: Option<&'static str>,
+    pub cluster_by: &'static [&'static str],
+}
+
+/// Events are read by flow start (feature windows) and per subscriber, so those prune scans.
+pub const EVENTS_LAYOUT: StorageLayout = StorageLayout {
+    partition_day: Some("startTime"),
+    cluster_by: &["subscriberId"],
+};
+
+/// Rejects are few and read whole.
+pub const REJECTS_LAYOUT: StorageLayout = StorageLayout {
+    partition_day: None,
+    cluster_by: &[],
+};
+
 pub fn events_table() -> TableRef {
     TableRef::new(Dataset::Raw, "netlog_events").expect("valid name")
 }

@@ -1,0 +1,279 @@
+# The environment the `bigquery` target of pipelines.yaml runs in. The names and layouts netsentinel
+# relies on are spelled once, in the locals below, and tests/terraform.rs fails when they drift from
+# pipelines.yaml, the SQL steps' config() or the tables netsentinel creates.
+
+locals {
+  # The target of pipelines.yaml the runner uses.
+  netsentinel_target = "bigquery"
+
+  # Logical dataset => BigQuery dataset: targets.bigquery.datasets in pipelines.yaml.
+  datasets = {
+    raw        = "netlog_raw"
+    features   = "netlog_features"
+    models     = "netlog_models"
+    inferenced = "netlog_inferenced"
+    ops        = "netlog_ops"
+  }
+
+  # Partitions older than this expire; datasets without an entry keep everything (models and the
+  # run history are small, and the alert outbox is what stops an alert from being sent twice).
+  partition_expiration_days = {
+    raw        = var.raw_retention_days
+    features   = var.derived_retention_days
+    inferenced = var.derived_retention_days
+  }
+
+  # Every scheduled pipeline of pipelines.yaml, with its cron (UTC, as netsentinel reads it) and
+  # the longest one run may take. A detect run ends before the next one starts, so two never
+  # write the same tables at once.
+  pipelines = {
+    train = {
+      schedule = "0 3 * * *"
+      timeout  = "3600s"
+    }
+    detect = {
+      schedule = "*/5 * * * *"
+      timeout  = "280s"
+    }
+  }
+
+  # Pub/Sub names. The alerts topic is the pubsub sink of pipelines.yaml
+  # (projects/${GCP_PROJECT}/topics/netlog-alerts); the ingest topic feeds raw.netlog_events
+  # through the runner's subscription, and messages it cannot take go to the dead-letter topic.
+  pubsub = {
+    alerts_topic              = "netlog-alerts"
+    alerts_subscription       = "netlog-alerts-consumer"
+    ingest_topic              = "netlog-ingest"
+    ingest_subscription       = "netlog-ingest-netsentinel"
+    ingest_dead_letter_topic  = "netlog-ingest-dead-letter"
+    ingest_dead_letter_holder = "netlog-ingest-dead-letter-hold"
+  }
+
+  # Tables terraform owns, so their partitioning, clustering and retention are set before the
+  # first run. netsentinel creates them with CREATE TABLE IF NOT EXISTS (raw, ops) or treats an
+  # existing table as incremental (inferenced), so columns must match what it writes, in order.
+  # The features tables are left to netsentinel: they are rebuilt from raw when their SQL changes.
+  tables = {
+    "raw.netlog_events" = {
+      dataset         = "raw"
+      name            = "netlog_events"
+      description     = "One row per network flow, loaded by netsentinel ingest."
+      partition_field = "startTime"
+      clustering      = ["subscriberId"]
+      columns = [
+        ["event_id", "STRING"],
+        ["subscriberId", "STRING"],
+        ["srcIP", "STRING"],
+        ["dstIP", "STRING"],
+        ["srcPort", "INT64"],
+        ["dstPort", "INT64"],
+        ["txBytes", "INT64"],
+        ["rxBytes", "INT64"],
+        ["tcpFlag", "INT64"],
+        ["startTime", "TIMESTAMP"],
+        ["endTime", "TIMESTAMP"],
+        ["timestamp", "TIMESTAMP"],
+        ["protocolName", "STRING"],
+        ["protocolNumber", "INT64"],
+        ["geoCountry", "STRING"],
+        ["geoCity", "STRING"],
+        ["latitude", "FLOAT64"],
+        ["longitude", "FLOAT64"],
+        ["label", "STRING"],
+        ["source", "STRING"],
+        ["source_line", "INT64"],
+        ["ingested_at", "TIMESTAMP"],
+      ]
+    }
+    "raw.netlog_rejects" = {
+      dataset         = "raw"
+      name            = "netlog_rejects"
+      description     = "Rows ingest could not accept, with file, line, field and reason."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["reject_id", "STRING"],
+        ["source", "STRING"],
+        ["line", "INT64"],
+        ["field", "STRING"],
+        ["reason", "STRING"],
+        ["raw", "STRING"],
+        ["rejected_at", "TIMESTAMP"],
+      ]
+    }
+    "inferenced.netlog_anomalies" = {
+      dataset         = "inferenced"
+      name            = "netlog_anomalies"
+      description     = "Feature windows scored by ML.DETECT_ANOMALIES (sql/inferenced/netlog_anomalies.sql)."
+      partition_field = "window_start"
+      clustering      = ["subscriberId", "dst_subnet"]
+      columns = [
+        ["subscriberId", "STRING"],
+        ["dst_subnet", "STRING"],
+        ["window_start", "TIMESTAMP"],
+        ["window_end", "TIMESTAMP"],
+        ["is_anomaly", "BOOL"],
+        ["normalized_distance", "FLOAT64"],
+        ["centroid_id", "INT64"],
+        ["labels", "STRING"],
+        ["log_records", "FLOAT64"],
+        ["log_unique_ips", "FLOAT64"],
+        ["log_unique_ports", "FLOAT64"],
+        ["log_unique_dst_ports", "FLOAT64"],
+        ["log_min_tx_bytes", "FLOAT64"],
+        ["log_max_tx_bytes", "FLOAT64"],
+        ["log_avg_tx_bytes", "FLOAT64"],
+        ["log_min_rx_bytes", "FLOAT64"],
+        ["log_max_rx_bytes", "FLOAT64"],
+        ["log_avg_rx_bytes", "FLOAT64"],
+        ["log_min_duration", "FLOAT64"],
+        ["log_max_duration", "FLOAT64"],
+        ["log_avg_duration", "FLOAT64"],
+        ["syn_only_share", "FLOAT64"],
+        ["udp_share", "FLOAT64"],
+        ["number_of_countries", "INT64"],
+        ["model_version", "INT64"],
+        ["scored_at", "TIMESTAMP"],
+      ]
+    }
+    "ops.runs" = {
+      dataset         = "ops"
+      name            = "runs"
+      description     = "One row per pipeline run (src/state.rs)."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["run_id", "STRING"],
+        ["pipeline", "STRING"],
+        ["target", "STRING"],
+        ["status", "STRING"],
+        ["started_at", "TIMESTAMP"],
+        ["finished_at", "TIMESTAMP"],
+        ["error", "STRING"],
+      ]
+    }
+    "ops.step_runs" = {
+      dataset         = "ops"
+      name            = "step_runs"
+      description     = "One row per step of a run (src/state.rs)."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["run_id", "STRING"],
+        ["step", "STRING"],
+        ["status", "STRING"],
+        ["started_at", "TIMESTAMP"],
+        ["finished_at", "TIMESTAMP"],
+        ["duration_ms", "INT64"],
+        ["rows_affected", "INT64"],
+        ["error", "STRING"],
+      ]
+    }
+    "ops.model_registry" = {
+      dataset         = "ops"
+      name            = "model_registry"
+      description     = "Versions of every trained model and the champion (src/state.rs)."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["model_name", "STRING"],
+        ["version", "INT64"],
+        ["relation", "STRING"],
+        ["run_id", "STRING"],
+        ["trained_at", "TIMESTAMP"],
+        ["status", "STRING"],
+      ]
+    }
+    "ops.alert_outbox" = {
+      dataset         = "ops"
+      name            = "alert_outbox"
+      description     = "Every alert once, sent, suppressed or held (src/alerts/outbox.rs)."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["alert_id", "STRING"],
+        ["kind", "STRING"],
+        ["status", "STRING"],
+        ["reason", "STRING"],
+        ["run_id", "STRING"],
+        ["pipeline", "STRING"],
+        ["model_version", "INT64"],
+        ["subscriber", "STRING"],
+        ["subnet", "STRING"],
+        ["window_start", "TIMESTAMP"],
+        ["window_end", "TIMESTAMP"],
+        ["severity", "STRING"],
+        ["normalized_distance", "FLOAT64"],
+        ["payload", "STRING"],
+        ["created_at", "TIMESTAMP"],
+      ]
+    }
+    "ops.alert_deliveries" = {
+      dataset         = "ops"
+      name            = "alert_deliveries"
+      description     = "Delivery state of each alert at each sink (src/alerts/outbox.rs)."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["alert_id", "STRING"],
+        ["sink", "STRING"],
+        ["status", "STRING"],
+        ["attempts", "INT64"],
+        ["message_id", "STRING"],
+        ["last_error", "STRING"],
+        ["delivered_at", "TIMESTAMP"],
+        ["updated_at", "TIMESTAMP"],
+      ]
+    }
+    "ops.assertion_results" = {
+      dataset         = "ops"
+      name            = "assertion_results"
+      description     = "Results of the steps' assertions (src/sqltest/assertions.rs)."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["run_id", "STRING"],
+        ["step", "STRING"],
+        ["assertion", "STRING"],
+        ["location", "STRING"],
+        ["severity", "STRING"],
+        ["status", "STRING"],
+        ["failing_rows", "INT64"],
+        ["sample", "STRING"],
+        ["checked_at", "TIMESTAMP"],
+      ]
+    }
+  }
+
+  # Environment of the runner: every ${VAR} pipelines.yaml references for the target. The same
+  # map is the `netsentinel_env` output that `netsentinel env --from-terraform` turns into exports.
+  netsentinel_env = {
+    GCP_PROJECT = var.project_id
+  }
+
+  labels = {
+    app         = "netsentinel"
+    environment = var.environment
+    managed-by  = "terraform"
+  }
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+resource "google_project_service" "required" {
+  for_each = toset([
+    "artifactregistry.googleapis.com",
+    "bigquery.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "iam.googleapis.com",
+    "monitoring.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+  ])
+  project = var.project_id
+  service = each.value
+  # Other workloads in the project may use these APIs; destroying this environment leaves them on.
+  disable_on_destroy = false
+}
