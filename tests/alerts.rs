@@ -17,13 +17,7 @@ use serde_json::Value;
 /// A small world: 40 subscribers, 20 minutes, attacks injected.
 fn project_with_traffic(alerts_yaml: &str) -> TestProject {
     let project = TestProject::shipped();
-    let yaml = std::fs::read_to_string(project.path().join("pipelines.yaml")).unwrap();
-    let start = yaml.find("\nalerts:").expect("shipped alerts section");
-    let end = yaml[start + 1..]
-        .find("\n\n")
-        .map_or(yaml.len(), |i| start + 1 + i);
-    let yaml = format!("{}\n{alerts_yaml}{}", &yaml[..start], &yaml[end..]);
-    project.write("pipelines.yaml", &yaml);
+    project.replace_alerts(alerts_yaml);
     project.run_ok(&[
         "generate",
         "--into-warehouse",
@@ -209,6 +203,24 @@ fn serve(hook: Arc<Mutex<Hook>>) -> String {
     format!("http://{address}/hook")
 }
 
+/// `run detect` with the webhook's signing secret in the environment; checks that the secret
+/// appears nowhere in what netsentinel prints.
+fn detect_with_secret(project: &TestProject) -> String {
+    let output = project
+        .command(&["run", "detect"])
+        .env("TEST_HOOK_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    common::assert_success(&output, &["run", "detect"]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("s3cret") && !stdout.contains("s3cret"),
+        "the secret is never printed"
+    );
+    stdout
+}
+
 fn webhook_yaml(url: &str, retries: u32) -> String {
     format!(
         "alerts:\n  suppress_for: 0s\n  max_per_run: 10000\n  sinks:\n    - {{ kind: file, path: out/alerts.jsonl }}\n    - {{ kind: webhook, url: '{url}', retries: {retries}, timeout: 5s, secret_env: TEST_HOOK_SECRET }}\n"
@@ -223,14 +235,7 @@ fn webhook_retries_a_server_error_and_signs_every_request() {
     }));
     let url = serve(hook.clone());
     let project = project_with_traffic(&webhook_yaml(&url, 2));
-    let output = project
-        .command(&["run", "detect"])
-        .env("TEST_HOOK_SECRET", "s3cret")
-        .output()
-        .unwrap();
-    common::assert_success(&output, &["run", "detect"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("s3cret"), "the secret is never logged");
+    detect_with_secret(&project);
 
     let anomalies = scalar(
         &project,
@@ -283,16 +288,7 @@ fn a_webhook_outage_leaves_only_its_deliveries_pending_until_the_next_run() {
     }));
     let url = serve(hook.clone());
     let project = project_with_traffic(&webhook_yaml(&url, 0));
-    let run = |project: &TestProject| {
-        let output = project
-            .command(&["run", "detect"])
-            .env("TEST_HOOK_SECRET", "s3cret")
-            .output()
-            .unwrap();
-        common::assert_success(&output, &["run", "detect"]);
-        String::from_utf8(output.stdout).unwrap()
-    };
-    let out = run(&project);
+    let out = detect_with_secret(&project);
     let anomalies = scalar(
         &project,
         "SELECT COUNT(*) FROM inferenced.netlog_anomalies WHERE is_anomaly",
@@ -322,7 +318,7 @@ fn a_webhook_outage_leaves_only_its_deliveries_pending_until_the_next_run() {
         hook.failures.clear();
         hook.received.clear();
     }
-    let out = run(&project);
+    let out = detect_with_secret(&project);
     assert!(
         out.contains(&format!(
             "sink webhook: {anomalies} delivered, 0 failed, 0 pending"
@@ -354,15 +350,7 @@ fn a_webhook_outage_leaves_only_its_deliveries_pending_until_the_next_run() {
 #[test]
 fn a_pipeline_with_the_alerts_step_needs_an_alerts_section() {
     let project = TestProject::shipped();
-    let yaml = std::fs::read_to_string(project.path().join("pipelines.yaml")).unwrap();
-    let start = yaml.find("\nalerts:").unwrap();
-    let end = yaml[start + 1..]
-        .find("\n\n")
-        .map_or(yaml.len(), |i| start + 1 + i);
-    project.write(
-        "pipelines.yaml",
-        &format!("{}{}", &yaml[..start], &yaml[end..]),
-    );
+    project.replace_alerts("");
     let output = project.command(&["run", "detect"]).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -14,18 +14,10 @@ const SUBSCRIPTION: &str = "alerts-consumer";
 
 fn project() -> TestProject {
     let project = TestProject::shipped();
-    let yaml = std::fs::read_to_string(project.path().join("pipelines.yaml")).unwrap();
-    let start = yaml.find("\nalerts:").expect("shipped alerts section");
-    let end = yaml[start + 1..]
-        .find("\n\n")
-        .map_or(yaml.len(), |i| start + 1 + i);
     let alerts = format!(
-        "\nalerts:\n  suppress_for: 0s\n  max_per_run: 10000\n  sinks:\n    - {{ kind: file, path: out/alerts.jsonl }}\n    - {{ kind: pubsub, topic: 'projects/{PROJECT}/topics/{TOPIC}', ordering_key: true, timeout: 5s }}\n"
+        "alerts:\n  suppress_for: 0s\n  max_per_run: 10000\n  sinks:\n    - {{ kind: file, path: out/alerts.jsonl }}\n    - {{ kind: pubsub, topic: 'projects/{PROJECT}/topics/{TOPIC}', ordering_key: true, timeout: 5s }}\n"
     );
-    project.write(
-        "pipelines.yaml",
-        &format!("{}{alerts}{}", &yaml[..start], &yaml[end..]),
-    );
+    project.replace_alerts(&alerts);
     project
 }
 

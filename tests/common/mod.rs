@@ -59,6 +59,16 @@ impl TestProject {
         std::fs::write(path, text).unwrap();
     }
 
+    /// Replaces the `alerts:` section of pipelines.yaml with `section` (empty: removes it).
+    pub fn replace_alerts(&self, section: &str) {
+        let path = self.path().join("pipelines.yaml");
+        let yaml = std::fs::read_to_string(&path).expect("read pipelines.yaml");
+        let start = yaml.find("\nalerts:").expect("an alerts section") + 1;
+        let end = yaml[start..].find("\n\n").map_or(yaml.len(), |i| start + i);
+        std::fs::write(path, format!("{}{section}{}", &yaml[..start], &yaml[end..]))
+            .expect("write pipelines.yaml");
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
