@@ -1,0 +1,279 @@
+//! The bigquery target against the BigQuery emulator (bqemulator on 127.0.0.1): datasets and
+//! partitioned tables are created, a generated file is ingested, the feature steps run and
+//! give the same rows as on the local engine; a transient `backendError` is retried, a
+//! permanent error surfaces BigQuery's message, and `plan` prints byte estimates.
+//!
+//! The emulator does not train models, so the ML steps' BigQuery SQL is checked by
+//! tests/golden.rs instead.
+
+mod common;
+
+use std::process::Output;
+
+use common::TestProject;
+use common::bqemu::{BqEmulator, FaultProxy};
+
+const PROJECT: &str = "ns-test";
+
+/// `netsentinel --target bigquery ARGS…` against an emulator (or a proxy in front of it).
+fn on_bigquery(project: &TestProject, host: &str, args: &[&str]) -> Output {
+    let mut full = vec!["--target", "bigquery"];
+    full.extend_from_slice(args);
+    project
+        .command(&full)
+        .env("GCP_PROJECT", PROJECT)
+        .env("BIGQUERY_EMULATOR_HOST", host)
+        .output()
+        .expect("run netsentinel")
+}
+
+fn ok(project: &TestProject, host: &str, args: &[&str]) -> String {
+    let output = on_bigquery(project, host, args);
+    common::assert_success(&output, args);
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn csv_rows(out: &str) -> Vec<String> {
+    out.lines().skip(1).map(str::to_string).collect()
+}
+
+/// A generated netlog file with two malformed lines appended.
+fn netlog_file(project: &TestProject) -> String {
+    let path = project.path().join("netlog.jsonl");
+    let path_text = path.display().to_string();
+    project.run_ok(&[
+        "generate",
+        "--events",
+        "1500",
+        "--subscribers",
+        "12",
+        "--seed",
+        "7",
+        "--out",
+        &path_text,
+    ]);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"subscriberId\": \"broken\"}\nnot json at all\n");
+    std::fs::write(&path, text).unwrap();
+    path_text
+}
+
+const WINDOWS: &str = "SELECT subscriberId, dst_net, window_start, number_of_records, number_of_unique_ips, \
+     number_of_unique_ports, number_of_unique_dst_ports, min_tx_bytes, max_tx_bytes, ROUND(avg_tx_bytes, 6), \
+     min_rx_bytes, max_rx_bytes, ROUND(avg_rx_bytes, 6), ROUND(min_duration, 6), ROUND(max_duration, 6), \
+     ROUND(avg_duration, 6), ROUND(syn_only_share, 9), ROUND(udp_share, 9), number_of_countries \
+     FROM {windows} ORDER BY subscriberId, dst_net, window_start";
+const INPUTS: &str = "SELECT subscriberId, dst_net, window_start, ROUND(log_records, 9), ROUND(log_max_tx_bytes, 9), \
+     ROUND(log_avg_duration, 9) FROM {inputs} ORDER BY subscriberId, dst_net, window_start";
+
+#[test]
+fn feature_steps_on_the_emulator_give_the_same_rows_as_local() {
+    let Some(emulator) = BqEmulator::start(PROJECT) else {
+        return;
+    };
+    let host = emulator.host();
+    let project = TestProject::fixture("bq_features");
+    let file = netlog_file(&project);
+
+    // Ingest twice: the second adds nothing, on both engines.
+    let local_ingest = project.run_ok(&["ingest", &file]);
+    let bq_ingest = ok(&project, &host, &["ingest", &file]);
+    assert!(bq_ingest.contains("1500 new events"), "{bq_ingest}");
+    assert_eq!(local_ingest, bq_ingest);
+    let again = ok(&project, &host, &["ingest", &file]);
+    assert!(
+        again.contains("0 new events, 1500 already stored"),
+        "{again}"
+    );
+    let rejects = csv_rows(&ok(
+        &project,
+        &host,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT line FROM `ns-test.bqf_raw.netlog_rejects` ORDER BY line",
+        ],
+    ));
+    assert_eq!(rejects, ["1501", "1502"], "malformed lines are rejects");
+
+    // Run the features pipeline twice on both (the second run is incremental).
+    for _ in 0..2 {
+        project.run_ok(&["run", "features"]);
+        ok(&project, &host, &["run", "features"]);
+    }
+    for (template, relation) in [(WINDOWS, "windows"), (INPUTS, "window_inputs")] {
+        let local_sql = template
+            .replace("{windows}", "features.windows")
+            .replace("{inputs}", "features.window_inputs");
+        let bq_sql = template
+            .replace("{windows}", "`ns-test.bqf_features.windows`")
+            .replace("{inputs}", "`ns-test.bqf_features.window_inputs`");
+        let local = project.query_csv(&local_sql);
+        let bigquery = csv_rows(&ok(&project, &host, &["query", "--format", "csv", &bq_sql]));
+        assert!(local.len() > 50, "{relation}: only {} rows", local.len());
+        assert_eq!(local, bigquery, "{relation} differs between local and BigQuery");
+    }
+
+    // The features table is partitioned by window date and clustered as config() says; the
+    // raw events table by event date.
+    let table = rest_get(&emulator, "datasets/bqf_features/tables/windows");
+    assert_eq!(table["timePartitioning"]["type"], "DAY", "{table}");
+    assert_eq!(table["timePartitioning"]["field"], "window_start", "{table}");
+    assert_eq!(
+        table["clustering"]["fields"],
+        serde_json::json!(["subscriberId", "dst_net"])
+    );
+    let raw = rest_get(&emulator, "datasets/bqf_raw/tables/netlog_events");
+    assert_eq!(raw["timePartitioning"]["field"], "startTime", "{raw}");
+
+    // Each step's jobs carry deterministic ids and labels, and the step's byte cap.
+    let jobs = rest_get(&emulator, "jobs?maxResults=1000");
+    let step_jobs: Vec<&serde_json::Value> = jobs["jobs"]
+        .as_array()
+        .expect("job list")
+        .iter()
+        .filter(|j| j["configuration"]["labels"]["step"] == "features_windows")
+        .collect();
+    assert!(!step_jobs.is_empty(), "no job labelled with the step: {jobs}");
+    for job in &step_jobs {
+        let id = job["jobReference"]["jobId"].as_str().unwrap();
+        assert!(
+            id.starts_with("ns_run_") && id.contains("_features_windows_") && id.ends_with("_a1"),
+            "{id}"
+        );
+        let labels = &job["configuration"]["labels"];
+        assert_eq!(labels["pipeline"], "features");
+        assert_eq!(labels["target"], "bigquery");
+        assert!(labels["run_id"].as_str().unwrap().starts_with("run_"));
+    }
+    assert!(
+        step_jobs
+            .iter()
+            .any(|j| j["configuration"]["query"]["maximumBytesBilled"] == "5000000000"),
+        "the step's own cap is used"
+    );
+
+    // Bytes are recorded per step (the emulator reports 0).
+    let recorded = csv_rows(&ok(
+        &project,
+        &host,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT step, COUNT(*), COUNTIF(bytes_processed IS NULL) FROM `ns-test.bqf_ops.step_runs` GROUP BY step ORDER BY step",
+        ],
+    ));
+    assert_eq!(
+        recorded,
+        ["features/window_inputs,2,0", "features/windows,2,0"]
+    );
+}
+
+fn rest_get(emulator: &BqEmulator, path: &str) -> serde_json::Value {
+    let url = format!("{}/{path}", emulator.base_url());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            reqwest::get(&url)
+                .await
+                .expect("GET")
+                .json()
+                .await
+                .expect("JSON")
+        })
+}
+
+#[test]
+fn a_transient_backend_error_is_retried_with_the_same_job_id() {
+    let Some(emulator) = BqEmulator::start(PROJECT) else {
+        return;
+    };
+    let proxy = FaultProxy::start(emulator.port, 1, None);
+    let project = TestProject::fixture("bq_features");
+    let file = netlog_file(&project);
+    ok(&project, &emulator.host(), &["ingest", &file]);
+
+    let out = ok(&project, &proxy.host(), &["run", "features"]);
+    assert!(out.contains("features/windows"), "{out}");
+    let (faulted, inserts) = proxy.log(|log| (log.faulted.clone(), log.job_inserts.clone()));
+    assert_eq!(faulted.len(), 1, "one fault injected");
+    let retried = inserts.iter().filter(|id| **id == faulted[0]).count();
+    assert_eq!(
+        retried, 2,
+        "the faulted insert was sent again, once, with the same job id: {inserts:?}"
+    );
+    let windows = csv_rows(&ok(
+        &project,
+        &emulator.host(),
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT COUNT(*) > 0 FROM `ns-test.bqf_features.windows`",
+        ],
+    ));
+    assert_eq!(windows, ["true"]);
+}
+
+#[test]
+fn a_permanent_error_fails_with_bigquerys_message_and_is_not_retried() {
+    let Some(emulator) = BqEmulator::start(PROJECT) else {
+        return;
+    };
+    let proxy = FaultProxy::start(emulator.port, 0, None);
+    let project = TestProject::fixture("bq_features");
+    let output = on_bigquery(
+        &project,
+        &proxy.host(),
+        &["query", "SELECT * FROM `ns-test.bqf_raw.no_such_table`"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Not found: Table ns-test.bqf_raw.no_such_table"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("reason: notFound"), "{stderr}");
+    assert_eq!(proxy.log(|log| log.job_inserts.len()), 1, "not retried");
+}
+
+#[test]
+fn plan_prints_byte_estimates_and_flags_steps_over_their_cap() {
+    let Some(emulator) = BqEmulator::start(PROJECT) else {
+        return;
+    };
+    let project = TestProject::fixture("bq_features");
+    let file = netlog_file(&project);
+    ok(&project, &emulator.host(), &["ingest", &file]);
+    ok(&project, &emulator.host(), &["run", "features"]);
+
+    // The emulator estimates 0 bytes for everything; all steps are within their caps.
+    let out = ok(&project, &emulator.host(), &["plan", "features"]);
+    assert!(out.contains("features/windows"), "{out}");
+    assert!(out.contains("features/window_inputs"), "{out}");
+    assert!(out.contains("total"), "{out}");
+    assert!(!out.contains("OVER"), "{out}");
+
+    // A proxy that estimates 6 GB: over the windows step's own 5 GB cap, under the target's 10 GB.
+    let proxy = FaultProxy::start(emulator.port, 0, Some(6_000_000_000));
+    let output = on_bigquery(&project, &proxy.host(), &["plan", "features"]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "plan fails when a step is over its cap:\n{out}");
+    let windows_line = out
+        .lines()
+        .find(|l| l.contains("features/windows"))
+        .unwrap_or_default();
+    assert!(windows_line.contains("6.00 GB"), "{out}");
+    assert!(windows_line.contains("OVER"), "{out}");
+    let inputs_line = out
+        .lines()
+        .find(|l| l.contains("features/window_inputs"))
+        .unwrap_or_default();
+    assert!(!inputs_line.contains("OVER"), "{out}");
+    assert!(out.contains("12.00 GB"), "total: {out}");
+    assert_eq!(proxy.log(|log| log.job_inserts.len()), 0, "a plan runs no job");
+}
