@@ -77,10 +77,13 @@ pub fn labels(context: &JobContext) -> BTreeMap<String, String> {
 }
 
 /// Hands out job ids: from the step's context while one is set, else from a per-process id.
+/// Positions count within a step (so a rerun of the step reuses its ids) and, outside steps,
+/// through the whole process (so no two jobs of it share an id).
 pub struct JobIds {
     context: Option<JobContext>,
     session: String,
-    sequence: u32,
+    step_sequence: u32,
+    session_sequence: u32,
 }
 
 impl JobIds {
@@ -88,13 +91,14 @@ impl JobIds {
         JobIds {
             context: None,
             session: format!("adhoc_{}", uuid::Uuid::now_v7().simple()),
-            sequence: 0,
+            step_sequence: 0,
+            session_sequence: 0,
         }
     }
 
     pub fn set_context(&mut self, context: Option<JobContext>) {
         self.context = context;
-        self.sequence = 0;
+        self.step_sequence = 0;
     }
 
     pub fn context(&self) -> Option<&JobContext> {
@@ -103,15 +107,23 @@ impl JobIds {
 
     /// The next job's slot; its attempts get ids from `JobSlot::id`.
     pub fn next(&mut self) -> JobSlot {
-        self.sequence += 1;
-        let (run, step) = match &self.context {
-            Some(c) => (c.run_id.clone(), c.step.clone()),
-            None => (self.session.clone(), "query".to_string()),
-        };
-        JobSlot {
-            run,
-            step,
-            sequence: self.sequence,
+        match &self.context {
+            Some(c) => {
+                self.step_sequence += 1;
+                JobSlot {
+                    run: c.run_id.clone(),
+                    step: c.step.clone(),
+                    sequence: self.step_sequence,
+                }
+            }
+            None => {
+                self.session_sequence += 1;
+                JobSlot {
+                    run: self.session.clone(),
+                    step: "query".to_string(),
+                    sequence: self.session_sequence,
+                }
+            }
         }
     }
 }
@@ -488,6 +500,14 @@ mod tests {
     fn job_ids_outside_a_step_are_unique_per_process() {
         let (mut a, mut b) = (JobIds::new(), JobIds::new());
         assert_ne!(a.next().id(1), b.next().id(1));
+        // Between steps the process keeps counting: no id comes back after a step.
+        let before = a.next().id(1);
+        a.set_context(Some(context()));
+        a.next();
+        a.set_context(None);
+        let after = a.next().id(1);
+        assert_ne!(before, after);
+        assert!(after.ends_with("_query_3_a1"), "{after}");
     }
 
     #[test]
