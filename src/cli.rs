@@ -486,11 +486,7 @@ fn write_plan(out: &mut impl Write, report: &PlanReport) -> std::io::Result<()> 
                     .maximum_bytes_billed
                     .map(|c| format!("  cap {}", Bytes(c)))
                     .unwrap_or_default();
-                let over = if dry_run.over_cap() {
-                    "  OVER CAP"
-                } else {
-                    ""
-                };
+                let over = if dry_run.over_cap() { "  OVER CAP" } else { "" };
                 writeln!(out, "  {:<40} {estimate:>12}{cap}{over}", step.step)?;
             }
             Err(message) => writeln!(out, "  {:<40} INVALID: {message}", step.step)?,

@@ -131,7 +131,10 @@ mod tests {
             dry_run,
         };
         let fine = PlanReport {
-            steps: vec![step(Ok(estimate(10, Some(10)))), step(Ok(estimate(5, None)))],
+            steps: vec![
+                step(Ok(estimate(10, Some(10)))),
+                step(Ok(estimate(5, None))),
+            ],
         };
         assert!(fine.ok());
         assert_eq!(fine.total_bytes(), Some(15));

@@ -126,7 +126,10 @@ fn feature_steps_on_the_emulator_give_the_same_rows_as_local() {
     // raw events table by event date.
     let table = rest_get(&emulator, "datasets/bqf_features/tables/windows");
     assert_eq!(table["timePartitioning"]["type"], "DAY", "{table}");
-    assert_eq!(table["timePartitioning"]["field"], "window_start", "{table}");
+    assert_eq!(
+        table["timePartitioning"]["field"], "window_start",
+        "{table}"
+    );
     assert_eq!(
         table["clustering"]["fields"],
         serde_json::json!(["subscriberId", "dst_net"])
@@ -142,7 +145,10 @@ fn feature_steps_on_the_emulator_give_the_same_rows_as_local() {
         .iter()
         .filter(|j| j["configuration"]["labels"]["step"] == "features_windows")
         .collect();
-    assert!(!step_jobs.is_empty(), "no job labelled with the step: {jobs}");
+    assert!(
+        !step_jobs.is_empty(),
+        "no job labelled with the step: {jobs}"
+    );
     for job in &step_jobs {
         let id = job["jobReference"]["jobId"].as_str().unwrap();
         assert!(
@@ -244,7 +250,10 @@ fn a_permanent_error_fails_with_bigquerys_message_and_is_not_retried() {
         stderr.contains("Not found: Dataset ns-test:bqf_raw was not found in location US"),
         "{stderr}"
     );
-    assert!(stderr.contains("no_such_table"), "the statement is shown: {stderr}");
+    assert!(
+        stderr.contains("no_such_table"),
+        "the statement is shown: {stderr}"
+    );
     assert!(stderr.contains("reason: notFound"), "{stderr}");
     assert_eq!(proxy.log(|log| log.job_inserts.len()), 1, "not retried");
 }
@@ -270,7 +279,10 @@ fn plan_prints_byte_estimates_and_flags_steps_over_their_cap() {
     let proxy = FaultProxy::start(emulator.port, 0, Some(6_000_000_000));
     let output = on_bigquery(&project, &proxy.host(), &["plan", "features"]);
     let out = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "plan fails when a step is over its cap:\n{out}");
+    assert!(
+        !output.status.success(),
+        "plan fails when a step is over its cap:\n{out}"
+    );
     let windows_line = out
         .lines()
         .find(|l| l.contains("features/windows"))
@@ -283,5 +295,9 @@ fn plan_prints_byte_estimates_and_flags_steps_over_their_cap() {
         .unwrap_or_default();
     assert!(!inputs_line.contains("OVER"), "{out}");
     assert!(out.contains("12.00 GB"), "total: {out}");
-    assert_eq!(proxy.log(|log| log.job_inserts.len()), 0, "a plan runs no job");
+    assert_eq!(
+        proxy.log(|log| log.job_inserts.len()),
+        0,
+        "a plan runs no job"
+    );
 }

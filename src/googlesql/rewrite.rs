@@ -5,8 +5,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::helpers::attached_token::AttachedToken;
 use sqlparser::ast::{
-    AccessExpr, AlterTableOperation, BinaryOperator, CastKind, ColumnOption, CreateTableOptions, DataType,
-    DateTimeField, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgOperator,
+    AccessExpr, AlterTableOperation, BinaryOperator, CastKind, ColumnOption, CreateTableOptions,
+    DataType, DateTimeField, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgOperator,
     FunctionArgumentList, FunctionArguments, Ident, MergeAction, MergeInsertExpr, MergeInsertKind,
     ObjectName, ObjectNamePart, ObjectType, OrderByExpr, OrderBySort, Query, Select, SelectItem,
     SetExpr, Spanned, Statement, Subscript, TableAliasColumnDef, TableFactor, TimezoneInfo,

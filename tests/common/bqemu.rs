@@ -19,7 +19,9 @@ fn executable() -> PathBuf {
     if let Some(path) = std::env::var_os("NETSENTINEL_BQEMULATOR") {
         return PathBuf::from(path);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     home.join(".cache/netsentinel-bqemulator/bin/bqemulator")
 }
 
@@ -72,7 +74,13 @@ impl BqEmulator {
         let log = std::fs::File::create(logs.path().join("bqemulator.log")).expect("log file");
         let (port, grpc_port) = (free_port(), free_port());
         let child = Command::new(&exe)
-            .args(["start", "--ephemeral", "--rest-host", "127.0.0.1", "--rest-port"])
+            .args([
+                "start",
+                "--ephemeral",
+                "--rest-host",
+                "127.0.0.1",
+                "--rest-port",
+            ])
             .arg(port.to_string())
             .args(["--grpc-host", "127.0.0.1", "--grpc-port"])
             .arg(grpc_port.to_string())
@@ -123,7 +131,10 @@ impl BqEmulator {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}/bigquery/v2/projects/{}", self.port, self.project)
+        format!(
+            "http://127.0.0.1:{}/bigquery/v2/projects/{}",
+            self.port, self.project
+        )
     }
 }
 
@@ -183,9 +194,7 @@ impl FaultProxy {
                 .expect("proxy runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = axum::Router::new()
-                    .fallback(forward)
-                    .with_state(app_state);
+                let app = axum::Router::new().fallback(forward).with_state(app_state);
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = stopped.await;

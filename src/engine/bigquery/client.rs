@@ -233,7 +233,10 @@ impl RestClient {
             }
             Endpoint::Google { key_file } => {
                 let credentials = google_credentials(key_file.as_deref())?;
-                (GOOGLE_ENDPOINT.to_string(), Credentials::Google(credentials))
+                (
+                    GOOGLE_ENDPOINT.to_string(),
+                    Credentials::Google(credentials),
+                )
             }
         };
         Ok(RestClient {
@@ -398,7 +401,10 @@ mod tests {
             r#"{"error":{"code":404,"message":"Not found: Table p:d.t","errors":[{"reason":"notFound","message":"Not found: Table p:d.t"}]}}"#,
         );
         assert_eq!(error.reason, Reason::NotFound);
-        assert!(error.to_string().contains("Not found: Table p:d.t"), "{error}");
+        assert!(
+            error.to_string().contains("Not found: Table p:d.t"),
+            "{error}"
+        );
         let error = ApiError::from_response(502, "<html>Bad Gateway</html>");
         assert_eq!(error.reason, Reason::Http);
         assert!(error.to_string().contains("Bad Gateway"), "{error}");
@@ -416,7 +422,8 @@ mod tests {
             max_delay: Duration::from_secs(1),
         };
         for attempt in 1..=8 {
-            let full = Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(1));
+            let full =
+                Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(1));
             for _ in 0..20 {
                 let delay = policy.delay(attempt);
                 assert!(delay <= full && delay >= full / 2, "{attempt}: {delay:?}");

@@ -65,8 +65,7 @@ pub fn table_body(spec: &TableSpec<'_>) -> Value {
         });
     }
     if spec.staging {
-        table.expiration_time =
-            Some((Utc::now().timestamp_millis() + STAGING_TTL_MS).to_string());
+        table.expiration_time = Some((Utc::now().timestamp_millis() + STAGING_TTL_MS).to_string());
     }
     serde_json::to_value(table).unwrap_or(Value::Null)
 }
@@ -192,10 +191,7 @@ pub async fn insert_rows(
                 operation: format!("insertAll into {dataset}.{table}"),
                 source,
             })?;
-        refused.extend(row_errors(
-            &response,
-            chunk_index * MAX_ROWS_PER_REQUEST,
-        ));
+        refused.extend(row_errors(&response, chunk_index * MAX_ROWS_PER_REQUEST));
     }
     Ok(refused)
 }
@@ -208,7 +204,10 @@ pub fn refused_event_reject(stored: &StoredEvent, row: &Value, error: &RowError)
         source: stored.source.clone(),
         line: stored.line,
         field: None,
-        reason: format!("BigQuery refused the row ({}): {}", error.reason, error.message),
+        reason: format!(
+            "BigQuery refused the row ({}): {}",
+            error.reason, error.message
+        ),
         raw,
     }
 }

@@ -319,8 +319,10 @@ pub async fn dry_run(
     if let Some(error) = job_error(&job) {
         return Err(BigQueryError::job("dry run", sql, error));
     }
-    Ok(u64_field(&job, &["statistics", "query", "totalBytesProcessed"])
-        .or_else(|| u64_field(&job, &["statistics", "totalBytesProcessed"])))
+    Ok(
+        u64_field(&job, &["statistics", "query", "totalBytesProcessed"])
+            .or_else(|| u64_field(&job, &["statistics", "totalBytesProcessed"])),
+    )
 }
 
 /// The rows of a finished job, page by page.
@@ -355,7 +357,12 @@ pub async fn read_results(
                 .unwrap_or_default();
             result.columns = fields
                 .iter()
-                .map(|f| f.get("name").and_then(Value::as_str).unwrap_or("").to_string())
+                .map(|f| {
+                    f.get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                })
                 .collect();
         }
         for row in page
@@ -416,7 +423,10 @@ fn field_cell(field: &Value, value: &Value) -> Cell {
                 .collect(),
         );
     }
-    let kind = field.get("type").and_then(Value::as_str).unwrap_or("STRING");
+    let kind = field
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("STRING");
     match kind {
         "RECORD" | "STRUCT" => {
             let subfields = field
@@ -424,9 +434,12 @@ fn field_cell(field: &Value, value: &Value) -> Cell {
                 .and_then(Value::as_array)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            let names = subfields
-                .iter()
-                .map(|f| f.get("name").and_then(Value::as_str).unwrap_or("").to_string());
+            let names = subfields.iter().map(|f| {
+                f.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            });
             Cell::Struct(names.zip(row_cells(subfields, value)).collect())
         }
         _ => scalar_cell(kind, value.as_str().unwrap_or_default()),

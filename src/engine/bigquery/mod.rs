@@ -40,7 +40,10 @@ pub enum BigQueryError {
         #[source]
         source: ApiError,
     },
-    #[error("BigQuery job {job_id} failed: {source}{}", statement_suffix(statement))]
+    #[error(
+        "BigQuery job {job_id} failed: {source}{}",
+        statement_suffix(statement)
+    )]
     Job {
         job_id: String,
         statement: String,
@@ -209,9 +212,9 @@ impl BigQueryWarehouse {
         for unit in units {
             let slot = self.ids.next();
             let settings = self.settings();
-            let done = self
-                .runtime
-                .block_on(jobs::run_job(&self.client, &slot, &unit, &settings))?;
+            let done =
+                self.runtime
+                    .block_on(jobs::run_job(&self.client, &slot, &unit, &settings))?;
             total = add_outcomes(total, done.outcome);
             last_job = Some(done.job_id);
         }
@@ -454,13 +457,12 @@ impl Warehouse for BigQueryWarehouse {
             .unwrap_or(Value::Null);
             let path = format!("projects/{}/datasets", self.project);
             self.runtime
-                .block_on(self.client.call_with_retry(
-                    Method::Post,
-                    &path,
-                    &[],
-                    Some(&body),
-                    |e| e.reason == Reason::Duplicate,
-                ))
+                .block_on(
+                    self.client
+                        .call_with_retry(Method::Post, &path, &[], Some(&body), |e| {
+                            e.reason == Reason::Duplicate
+                        }),
+                )
                 .map_err(|source| BigQueryError::Api {
                     operation: format!("creating dataset {name}"),
                     source,
@@ -497,11 +499,9 @@ impl Warehouse for BigQueryWarehouse {
         match last_job {
             Some(job_id) => {
                 let settings = self.settings();
-                Ok(self.runtime.block_on(jobs::read_results(
-                    &self.client,
-                    &job_id,
-                    &settings,
-                ))?)
+                Ok(self
+                    .runtime
+                    .block_on(jobs::read_results(&self.client, &job_id, &settings))?)
             }
             None => Ok(ResultSet::default()),
         }
@@ -513,8 +513,10 @@ impl Warehouse for BigQueryWarehouse {
             self.project,
             self.dataset(relation.dataset)
         );
-        Ok(self.get_exists(&format!("{base}/tables/{}", relation.name))?
-            || self.get_exists(&format!("{base}/models/{}", relation.name))?)
+        Ok(
+            self.get_exists(&format!("{base}/tables/{}", relation.name))?
+                || self.get_exists(&format!("{base}/models/{}", relation.name))?,
+        )
     }
 
     fn dry_run(&mut self, sql: &str) -> Result<DryRun, EngineError> {
