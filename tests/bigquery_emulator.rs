@@ -301,3 +301,37 @@ fn plan_prints_byte_estimates_and_flags_steps_over_their_cap() {
         "a plan runs no job"
     );
 }
+
+#[test]
+fn plan_on_the_local_engine_validates_every_statement_and_runs_nothing() {
+    let project = TestProject::fixture("bq_features");
+    let file = netlog_file(&project);
+    project.run_ok(&["ingest", &file]);
+    project.run_ok(&["run", "features"]);
+    let before = project.query_csv("SELECT COUNT(*) FROM ops.step_runs");
+
+    let out = project.run_ok(&["plan"]);
+    assert!(out.contains("features/windows"), "{out}");
+    assert!(out.contains("valid"), "{out}");
+    assert!(!out.contains("INVALID"), "{out}");
+    assert_eq!(
+        project.query_csv("SELECT COUNT(*) FROM ops.step_runs"),
+        before
+    );
+
+    project.write(
+        "sql/features/window_inputs.sql",
+        "SELECT subscriberId, no_such_column FROM {{ ref(\"windows\") }}",
+    );
+    let output = project.command(&["plan"]).output().unwrap();
+    assert!(!output.status.success());
+    let out = String::from_utf8_lossy(&output.stdout);
+    let line = out
+        .lines()
+        .find(|l| l.contains("features/window_inputs"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("INVALID") && line.contains("no_such_column"),
+        "{out}"
+    );
+}
