@@ -142,11 +142,14 @@ fn feature_steps_on_the_emulator_give_the_same_rows_as_local() {
     assert_eq!(raw["timePartitioning"]["field"], "startTime", "{raw}");
 
     // Each step's jobs carry deterministic ids and labels, and the step's byte cap.
-    let step_jobs: Vec<&serde_json::Value> = jobs["jobs"]
+    // (bqemulator lists jobs without their labels; each job is read back on its own.)
+    let step_jobs: Vec<serde_json::Value> = jobs["jobs"]
         .as_array()
         .expect("job list")
         .iter()
-        .filter(|j| j["configuration"]["labels"]["step"] == "features_windows")
+        .filter_map(|j| j["jobReference"]["jobId"].as_str())
+        .filter(|id| id.contains("_features_windows_"))
+        .map(|id| rest_get(&emulator, &format!("jobs/{id}")))
         .collect();
     assert!(
         !step_jobs.is_empty(),
