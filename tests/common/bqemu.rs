@@ -152,6 +152,8 @@ pub struct ProxyLog {
     pub job_inserts: Vec<String>,
     /// The job ids whose insert was answered with an injected 503.
     pub faulted: Vec<String>,
+    /// The labels of the job inserts that had a `step` label.
+    pub step_labels: Vec<serde_json::Value>,
 }
 
 struct ProxyState {
@@ -249,6 +251,10 @@ async fn forward(
             .to_string();
         let mut log = state.log.lock().unwrap();
         log.job_inserts.push(job_id.clone());
+        let labels = &request["configuration"]["labels"];
+        if labels.get("step").is_some() {
+            log.step_labels.push(labels.clone());
+        }
         let inject = state
             .faults_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
