@@ -152,8 +152,8 @@ pub struct ProxyLog {
     pub job_inserts: Vec<String>,
     /// The job ids whose insert was answered with an injected 503.
     pub faulted: Vec<String>,
-    /// The labels of the job inserts that had a `step` label.
-    pub step_labels: Vec<serde_json::Value>,
+    /// The configuration (labels, byte cap…) of the job inserts labelled with a step.
+    pub step_jobs: Vec<serde_json::Value>,
 }
 
 struct ProxyState {
@@ -251,9 +251,8 @@ async fn forward(
             .to_string();
         let mut log = state.log.lock().unwrap();
         log.job_inserts.push(job_id.clone());
-        let labels = &request["configuration"]["labels"];
-        if labels.get("step").is_some() {
-            log.step_labels.push(labels.clone());
+        if request["configuration"]["labels"].get("step").is_some() {
+            log.step_jobs.push(request["configuration"].clone());
         }
         let inject = state
             .faults_left
