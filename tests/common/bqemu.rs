@@ -292,11 +292,13 @@ async fn forward(
     };
     let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).unwrap();
     let mut text = answer.text().await.unwrap_or_default();
-    if let (true, Some(bytes)) = (dry_run, state.dry_run_bytes) {
-        if let Ok(mut job) = serde_json::from_str::<serde_json::Value>(&text) {
-            job["statistics"]["query"]["totalBytesProcessed"] = bytes.to_string().into();
-            text = job.to_string();
-        }
+    if let (true, Some(bytes), Ok(mut job)) = (
+        dry_run,
+        state.dry_run_bytes,
+        serde_json::from_str::<serde_json::Value>(&text),
+    ) {
+        job["statistics"]["query"]["totalBytesProcessed"] = bytes.to_string().into();
+        text = job.to_string();
     }
     (status, [("content-type", "application/json")], text).into_response()
 }

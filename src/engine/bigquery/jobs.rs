@@ -276,7 +276,13 @@ async fn wait_for_job(
     let location = ("location", settings.location.to_string());
     while started.elapsed() < JOB_DEADLINE {
         let job = client
-            .call_with_retry(Method::Get, &job_path, &[location.clone()], None, |_| false)
+            .call_with_retry(
+                Method::Get,
+                &job_path,
+                std::slice::from_ref(&location),
+                None,
+                |_| false,
+            )
             .await
             .map_err(|source| BigQueryError::job(id, "", source))?;
         if job_done(&job) {
