@@ -14,6 +14,7 @@ use netsentinel::engine::{self, Warehouse};
 use netsentinel::generate::{self, GeneratorConfig, StopAt};
 use netsentinel::ingest::{self, Format, IngestSummary};
 use netsentinel::output::{self, OutputFormat};
+use netsentinel::plan::{self, Bytes, PlanReport};
 use netsentinel::project::Project;
 use netsentinel::render::Naming;
 use netsentinel::runner::{RunReport, Runner, StepOutcome};
@@ -81,6 +82,9 @@ pub enum Command {
     Compile(CompileArgs),
     /// Run pipelines (all of them, in pipelines.yaml order, when none is named).
     Run(RunArgs),
+    /// Render and dry-run every step of the pipelines (all steps when none is named): bytes each
+    /// step would scan on BigQuery against its cap, SQL validated with EXPLAIN locally. Runs nothing.
+    Plan(RunArgs),
     /// Run any statement, BigQuery ML ones included, and print the result.
     Query(QueryArgs),
     /// Run the SQL unit tests under tests/sql/ and their steps' assertions, offline in a
@@ -261,6 +265,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => ingest_command(&cli.global, &args),
         Command::Compile(args) => compile_command(&cli.global, &args),
         Command::Run(args) => run_command(&cli.global, &args),
+        Command::Plan(args) => plan_command(&cli.global, &args),
         Command::Query(args) => query_command(&cli.global, &args),
         Command::Test(args) => test_command(&cli.global, &args),
         Command::Env(args) => env_command(&cli.global, &args),
@@ -464,6 +469,53 @@ fn run_command(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
     for pipeline in &pipelines {
         let report = runner.run_pipeline(warehouse.as_mut(), pipeline)?;
         write_run_report(&mut out, &report)?;
+    }
+    Ok(())
+}
+
+fn plan_command(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
+    let session = Session::load(global)?;
+    let mut warehouse = session.open_warehouse()?;
+    let report = plan::plan(
+        &session.project,
+        &session.vars,
+        &session.target,
+        warehouse.as_mut(),
+        &args.pipelines,
+    )?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "plan for target `{}` ({})",
+        session.target,
+        warehouse.describe()
+    )?;
+    write_plan(&mut out, &report)?;
+    if !report.ok() {
+        bail!("the plan has invalid steps or steps over their byte cap (see above); nothing ran");
+    }
+    Ok(())
+}
+
+fn write_plan(out: &mut impl Write, report: &PlanReport) -> std::io::Result<()> {
+    for step in &report.steps {
+        match &step.dry_run {
+            Ok(dry_run) => {
+                let estimate = dry_run
+                    .bytes_processed
+                    .map_or("valid".to_string(), |b| Bytes(b).to_string());
+                let cap = dry_run
+                    .maximum_bytes_billed
+                    .map(|c| format!("  cap {}", Bytes(c)))
+                    .unwrap_or_default();
+                let over = if dry_run.over_cap() { "  OVER CAP" } else { "" };
+                writeln!(out, "  {:<40} {estimate:>12}{cap}{over}", step.step)?;
+            }
+            Err(message) => writeln!(out, "  {:<40} INVALID: {message}", step.step)?,
+        }
+    }
+    if let Some(total) = report.total_bytes() {
+        writeln!(out, "  {:<40} {:>12}", "total", Bytes(total).to_string())?;
     }
     Ok(())
 }

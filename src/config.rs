@@ -81,6 +81,8 @@ pub struct BigQueryTarget {
     pub location: String,
     pub datasets: BTreeMap<Dataset, Identifier>,
     pub maximum_bytes_billed: Option<u64>,
+    /// A service-account key file; without it, Application Default Credentials are used.
+    pub key_file: Option<EnvString>,
 }
 
 fn default_location() -> String {

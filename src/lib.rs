@@ -19,6 +19,7 @@ pub mod generate;
 pub mod googlesql;
 pub mod ingest;
 pub mod output;
+pub mod plan;
 pub mod project;
 pub mod relation;
 pub mod render;

@@ -106,6 +106,8 @@ pub struct StepConfig {
     /// BigQuery storage layout; the local engine has no partitions and ignores both.
     pub partition_by: Option<String>,
     pub cluster_by: Vec<Identifier>,
+    /// Overrides the target's `maximum_bytes_billed` for this step's BigQuery jobs.
+    pub maximum_bytes_billed: Option<u64>,
     /// Checks run on the step's relation after each run of it.
     pub assertions: Vec<DeclaredAssertion>,
 }
@@ -310,6 +312,7 @@ fn step_config(
         unique_key: Vec::new(),
         partition_by: None,
         cluster_by: Vec::new(),
+        maximum_bytes_billed: None,
         assertions: Vec::new(),
     };
     for call in calls.iter().filter(|c| c.helper == "config") {
@@ -330,6 +333,9 @@ fn step_config(
                 ("unique_key", value) => config.unique_key = identifiers(value).map_err(error)?,
                 ("cluster_by", value) => config.cluster_by = identifiers(value).map_err(error)?,
                 ("partition_by", Literal::String(p)) => config.partition_by = Some(p.clone()),
+                ("maximum_bytes_billed", Literal::Number(n)) if *n >= 1.0 && n.fract() == 0.0 => {
+                    config.maximum_bytes_billed = Some(*n as u64)
+                }
                 ("assertions", value) => config.assertions.extend(
                     assertions::parse_config(value, Severity::Error, call.line).map_err(error)?,
                 ),
@@ -339,7 +345,7 @@ fn step_config(
                 ("description", _) => {}
                 (key, value) => {
                     return Err(error(format!(
-                        "config({key}={value}) is not understood: keys are materialized, unique_key, partition_by, cluster_by, assertions, warn_assertions, description (literal values)"
+                        "config({key}={value}) is not understood: keys are materialized, unique_key, partition_by, cluster_by, maximum_bytes_billed (a positive whole number of bytes), assertions, warn_assertions, description (literal values)"
                     )));
                 }
             }

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::alerts::{AlertStep, AlertsError};
-use crate::engine::{EngineError, Warehouse};
+use crate::engine::{EngineError, JobContext, Warehouse};
 use crate::project::{BuiltinStep, Materialization, Project, ProjectError, Step};
 use crate::render::{self, RenderContext, RenderError};
 use crate::sqltest::assertions::{self, AssertionError, AssertionResult, StandaloneAssertions};
@@ -112,6 +112,13 @@ impl Runner<'_> {
                 steps.push(StepReport::skipped(&step.name));
                 continue;
             }
+            warehouse.set_job_context(Some(JobContext {
+                pipeline: pipeline.to_string(),
+                step: step.name.clone(),
+                run_id: record.run_id.clone(),
+                target: self.target.to_string(),
+                maximum_bytes_billed: step.config.maximum_bytes_billed,
+            }));
             let checked = self.run_step(warehouse, &record, step).and_then(|outcome| {
                 let assertions = self.check_step(warehouse, &record, &standalone, step)?;
                 Ok(StepReport {
@@ -121,6 +128,7 @@ impl Runner<'_> {
                     notes: Vec::new(),
                 })
             });
+            warehouse.set_job_context(None);
             match checked {
                 Ok(report) => steps.push(report),
                 Err(error) => {
@@ -134,7 +142,16 @@ impl Runner<'_> {
                 steps.push(StepReport::skipped(builtin.name()));
                 continue;
             }
-            match self.run_builtin(warehouse, &record, builtin) {
+            warehouse.set_job_context(Some(JobContext {
+                pipeline: pipeline.to_string(),
+                step: builtin.name().to_string(),
+                run_id: record.run_id.clone(),
+                target: self.target.to_string(),
+                maximum_bytes_billed: None,
+            }));
+            let report = self.run_builtin(warehouse, &record, builtin);
+            warehouse.set_job_context(None);
+            match report {
                 Ok(report) => steps.push(report),
                 Err(error) => {
                     record.finish(warehouse, Status::Failed, Some(&error.to_string()))?;
@@ -285,14 +302,7 @@ impl Runner<'_> {
         let duration_ms = duration.as_millis() as u64;
         match result {
             Ok(outcome) => {
-                record.step_finished(
-                    warehouse,
-                    &step.name,
-                    Status::Success,
-                    duration_ms,
-                    Some(outcome.rows_affected),
-                    None,
-                )?;
+                record.step_succeeded(warehouse, &step.name, duration_ms, &outcome)?;
                 tracing::info!(step = %step.name, duration_ms, rows = outcome.rows_affected, "step finished");
                 Ok(StepOutcome::Ran {
                     duration,

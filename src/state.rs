@@ -2,7 +2,7 @@
 //! `ops.model_registry`. Written as GoogleSQL through the `Warehouse` trait, so both engines keep
 //! the same history.
 
-use crate::engine::{Cell, EngineError, Warehouse};
+use crate::engine::{Cell, EngineError, ScriptOutcome, Warehouse};
 use crate::relation::{Dataset, TableRef};
 use crate::render::Naming;
 use crate::vars::quote_string;
@@ -31,7 +31,16 @@ pub fn ddl(naming: &Naming) -> Vec<String> {
             naming.qualify(&runs())
         ),
         format!(
-            "CREATE TABLE IF NOT EXISTS {} (run_id STRING, step STRING, status STRING, started_at TIMESTAMP, finished_at TIMESTAMP, duration_ms INT64, rows_affected INT64, error STRING)",
+            "CREATE TABLE IF NOT EXISTS {} (run_id STRING, step STRING, status STRING, started_at TIMESTAMP, finished_at TIMESTAMP, duration_ms INT64, rows_affected INT64, error STRING, bytes_processed INT64, bytes_billed INT64)",
+            naming.qualify(&step_runs())
+        ),
+        // Warehouses made before bytes were recorded.
+        format!(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS bytes_processed INT64",
+            naming.qualify(&step_runs())
+        ),
+        format!(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS bytes_billed INT64",
             naming.qualify(&step_runs())
         ),
         format!(
@@ -172,6 +181,37 @@ impl RunRecord {
             error = error.map_or("NULL".to_string(), quote_string),
             run = quote_string(&self.run_id),
             step = quote_string(step),
+        ))?;
+        Ok(())
+    }
+
+    /// Records a step that succeeded, with what the engine reports it scanned and billed.
+    pub fn step_succeeded(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        step: &str,
+        duration_ms: u64,
+        outcome: &ScriptOutcome,
+    ) -> Result<(), EngineError> {
+        self.step_finished(
+            warehouse,
+            step,
+            Status::Success,
+            duration_ms,
+            Some(outcome.rows_affected),
+            None,
+        )?;
+        if outcome.bytes_processed.is_none() && outcome.bytes_billed.is_none() {
+            return Ok(());
+        }
+        let table = warehouse.naming().qualify(&step_runs());
+        let bytes = |b: Option<u64>| b.map_or("NULL".to_string(), |b| b.to_string());
+        warehouse.execute_script(&format!(
+            "UPDATE {table} SET bytes_processed = {}, bytes_billed = {} WHERE run_id = {} AND step = {}",
+            bytes(outcome.bytes_processed),
+            bytes(outcome.bytes_billed),
+            quote_string(&self.run_id),
+            quote_string(step),
         ))?;
         Ok(())
     }

@@ -12,7 +12,7 @@ use duckdb::arrow::error::ArrowError;
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
 
-use super::{Cell, EngineError, ResultSet, ScriptOutcome, Warehouse};
+use super::{Cell, DryRun, EngineError, ResultSet, ScriptOutcome, Warehouse};
 use crate::bqml::kmeans::{self, ColumnData, InitMethod, InputColumn, NumericValues};
 use crate::bqml::statement::{self, CreateModel, MlCall, MlInput, Recognized};
 use crate::bqml::{self, BqmlError, functions, store};
@@ -351,6 +351,30 @@ impl DuckDbWarehouse {
         Ok(out)
     }
 
+    /// Plans one statement without running its query; DDL runs (see `dry_run`).
+    fn explain(&self, text: &str) -> Result<(), EngineError> {
+        let sql = match statement::recognize(text)? {
+            // Training is the work itself; validating the training query is the dry run.
+            Recognized::CreateModel(create) => self.translate_query(&create.query)?,
+            Recognized::DropModel { .. } => return Ok(()),
+            Recognized::Sql { text, calls } => self.to_duckdb(&text, &calls)?,
+        };
+        let first = sql
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if first != "DROP" {
+            self.query_duckdb(&format!("EXPLAIN {sql}"))?;
+        }
+        if first == "CREATE" || first == "DROP" {
+            self.conn
+                .execute_batch(&sql)
+                .map_err(|e| EngineError::sql(&sql, e))?;
+        }
+        Ok(())
+    }
+
     fn in_transaction<T>(
         &self,
         work: impl FnOnce() -> Result<T, EngineError>,
@@ -682,6 +706,19 @@ impl Warehouse for DuckDbWarehouse {
 
     fn relation_exists(&mut self, relation: &TableRef) -> Result<bool, EngineError> {
         Ok(self.table_exists(relation)? || store::exists(&self.conn, relation)?)
+    }
+
+    /// EXPLAINs each statement. Statements that create or drop a relation also run, inside a
+    /// transaction that is rolled back, so that later statements of the script (an incremental
+    /// step's merge from its staging table) bind to what they will find.
+    fn dry_run(&mut self, sql: &str) -> Result<DryRun, EngineError> {
+        let statements = statement::split_statements(sql)?;
+        self.conn
+            .execute_batch("BEGIN TRANSACTION")
+            .map_err(|e| EngineError::sql("BEGIN TRANSACTION", e))?;
+        let checked = statements.iter().try_for_each(|s| self.explain(&s.text));
+        let _ = self.conn.execute_batch("ROLLBACK");
+        checked.map(|()| DryRun::default())
     }
 
     fn load_events(&mut self, batch: &EventBatch) -> Result<LoadOutcome, EngineError> {

@@ -3,8 +3,10 @@
 //! it drives.
 //!
 //! The trait is synchronous: DuckDB is in-process and blocking, and steps run one after another.
-//! Async callers (a scheduler, an HTTP ingest endpoint) drive it from `spawn_blocking`.
+//! Async callers (a scheduler, an HTTP ingest endpoint) drive it from `spawn_blocking`. The
+//! BigQuery engine owns its own runtime and blocks on it inside each call.
 
+pub mod bigquery;
 pub mod duckdb;
 
 use std::fmt;
@@ -27,6 +29,8 @@ pub enum EngineError {
     Translate(#[from] TranslateError),
     #[error(transparent)]
     Bqml(#[from] BqmlError),
+    #[error(transparent)]
+    BigQuery(#[from] bigquery::BigQueryError),
 }
 
 impl EngineError {
@@ -158,6 +162,36 @@ impl ResultSet {
 pub struct ScriptOutcome {
     /// Rows inserted, updated or deleted by the script's statements.
     pub rows_affected: u64,
+    /// Bytes the engine read and billed for the script, where it bills by bytes (BigQuery).
+    pub bytes_processed: Option<u64>,
+    pub bytes_billed: Option<u64>,
+}
+
+/// Who the statements that follow run for: BigQuery labels its jobs with it and derives their
+/// ids from it, so a retried step reuses ids instead of running twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobContext {
+    pub pipeline: String,
+    pub step: String,
+    pub run_id: String,
+    pub target: String,
+    /// The step's own cap from `config(maximum_bytes_billed=…)`, over the target's.
+    pub maximum_bytes_billed: Option<u64>,
+}
+
+/// What a dry run found out about a script without running it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DryRun {
+    /// Estimated bytes scanned; `None` where the engine does not estimate (the local engine).
+    pub bytes_processed: Option<u64>,
+    /// The byte cap the script would run under, if any.
+    pub maximum_bytes_billed: Option<u64>,
+}
+
+impl DryRun {
+    pub fn over_cap(&self) -> bool {
+        matches!((self.bytes_processed, self.maximum_bytes_billed), (Some(b), Some(cap)) if b > cap)
+    }
 }
 
 pub trait Warehouse {
@@ -203,6 +237,14 @@ pub trait Warehouse {
         Ok(appended)
     }
 
+    /// Validates a script without running or changing anything: BigQuery's dry run, which also
+    /// estimates the bytes it would scan; EXPLAIN of each statement on the local engine.
+    fn dry_run(&mut self, sql: &str) -> Result<DryRun, EngineError>;
+
+    /// Sets who the following statements run for (`None` between steps). Engines without jobs
+    /// have nothing to label.
+    fn set_job_context(&mut self, _context: Option<JobContext>) {}
+
     /// Loads validated events and rejects into the raw tables, atomically and idempotently:
     /// events and rejects already present (same ids) are not added again.
     fn load_events(&mut self, batch: &EventBatch) -> Result<LoadOutcome, EngineError>;
@@ -223,9 +265,8 @@ pub fn open(
             };
             Ok(Box::new(duckdb::DuckDbWarehouse::open(&path)?))
         }
-        crate::config::TargetConfig::Bigquery(_) => Err(EngineError::Open {
-            location: format!("target `{target_name}`"),
-            message: "the bigquery engine is not available in this build yet; use `compile --target bigquery` to render its SQL".into(),
-        }),
+        crate::config::TargetConfig::Bigquery(target) => Ok(Box::new(
+            bigquery::BigQueryWarehouse::open(project_root, target_name, target)?,
+        )),
     }
 }

@@ -5,8 +5,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::helpers::attached_token::AttachedToken;
 use sqlparser::ast::{
-    AccessExpr, BinaryOperator, CastKind, ColumnOption, CreateTableOptions, DataType,
-    DateTimeField, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgOperator,
+    AccessExpr, AlterTableOperation, BinaryOperator, CastKind, ColumnOption, CreateTableOptions,
+    DataType, DateTimeField, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgOperator,
     FunctionArgumentList, FunctionArguments, Ident, MergeAction, MergeInsertExpr, MergeInsertKind,
     ObjectName, ObjectNamePart, ObjectType, OrderByExpr, OrderBySort, Query, Select, SelectItem,
     SetExpr, Spanned, Statement, Subscript, TableAliasColumnDef, TableFactor, TimezoneInfo,
@@ -127,6 +127,26 @@ impl Rewriter {
                     ));
                 }
                 view.options = CreateTableOptions::None;
+                Ok(())
+            }
+            // Adding a column is how a table made by an older version gains a new one (state
+            // tables); other ALTERs change storage or drop data and stay unsupported.
+            Statement::AlterTable(alter) => {
+                for operation in &mut alter.operations {
+                    match operation {
+                        AlterTableOperation::AddColumn { column_def, .. } => {
+                            column_def.data_type =
+                                self.data_type(&column_def.data_type, column_def.name.span)?;
+                        }
+                        other => {
+                            return Err(self.unsupported(
+                                format!("ALTER TABLE {other}"),
+                                Span::empty(),
+                                "only ALTER TABLE … ADD COLUMN runs locally",
+                            ));
+                        }
+                    }
+                }
                 Ok(())
             }
             Statement::CreateSchema { options, with, .. } => {

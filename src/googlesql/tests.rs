@@ -198,3 +198,13 @@ fn parse_errors_have_positions() {
         other => panic!("expected a parse error, got {other:?}"),
     }
 }
+
+#[test]
+fn alter_table_adds_columns_only() {
+    assert_eq!(
+        ok("ALTER TABLE ops.step_runs ADD COLUMN IF NOT EXISTS bytes_billed INT64"),
+        "ALTER TABLE ops.step_runs ADD COLUMN IF NOT EXISTS bytes_billed BIGINT"
+    );
+    let (construct, ..) = unsupported("ALTER TABLE ops.t DROP COLUMN a");
+    assert!(construct.starts_with("ALTER TABLE DROP"), "{construct}");
+}

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bqemu;
 pub mod pubsub;
 
 use std::path::{Path, PathBuf};
