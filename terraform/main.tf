@@ -167,6 +167,8 @@ locals {
         ["duration_ms", "INT64"],
         ["rows_affected", "INT64"],
         ["error", "STRING"],
+        ["bytes_processed", "INT64"],
+        ["bytes_billed", "INT64"],
       ]
     }
     "ops.model_registry" = {
@@ -223,6 +225,22 @@ locals {
         ["last_error", "STRING"],
         ["delivered_at", "TIMESTAMP"],
         ["updated_at", "TIMESTAMP"],
+      ]
+    }
+    "ops.alert_delivery_log" = {
+      dataset         = "ops"
+      name            = "alert_delivery_log"
+      description     = "Every delivery attempt of every alert, with its outcome (src/alerts/outbox.rs)."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["attempt_id", "STRING"],
+        ["alert_id", "STRING"],
+        ["sink", "STRING"],
+        ["outcome", "STRING"],
+        ["message_id", "STRING"],
+        ["error", "STRING"],
+        ["attempted_at", "TIMESTAMP"],
       ]
     }
     "ops.assertion_results" = {
