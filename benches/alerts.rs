@@ -69,6 +69,7 @@ fn main() {
         project: &project,
         vars: &vars,
         target: target_name,
+        stop: None,
     };
     runner
         .run_pipeline(warehouse.as_mut(), "train")

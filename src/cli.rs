@@ -7,7 +7,16 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use netsentinel::compile;
+use netsentinel::config::TargetConfig;
+use netsentinel::metrics::Metrics;
+use netsentinel::schedule::Scheduler;
+use netsentinel::ingest::follow::{self, FollowConfig, Periodic, WindowClock};
+use netsentinel::ingest::sources;
+use netsentinel::service::{EventsRoute, Service, ServiceOptions};
 use netsentinel::demo::{self, DemoSummary};
 use netsentinel::deploy::{self, RequiredEnv};
 use netsentinel::engine::{self, Warehouse};
@@ -90,9 +99,21 @@ pub enum Command {
     /// Run the SQL unit tests under tests/sql/ and their steps' assertions, offline in a
     /// throwaway in-memory database (never the target's warehouse).
     Test(TestArgs),
+    /// Run the pipelines on their pipelines.yaml schedules until SIGINT/SIGTERM, serving
+    /// /healthz and /metrics. One scheduler per warehouse.
+    Schedule(ScheduleArgs),
     /// Print the environment variables pipelines.yaml needs (every ${VAR} it references) as shell
     /// exports, from `terraform output -json`: eval "$(netsentinel env --from-terraform FILE)".
     Env(EnvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Pipelines to schedule (every pipeline with a `schedule:` when none is named).
+    pub pipelines: Vec<String>,
+    /// Where to serve /healthz and /metrics (default: `scheduler.listen`, 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -186,7 +207,7 @@ pub struct GenerateArgs {
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Files to load; - reads standard input.
-    #[arg(required = true)]
+    #[arg(required_unless_present_any = ["http", "subscription"])]
     pub files: Vec<String>,
     /// Input format (default: from each file's extension).
     #[arg(long, value_enum)]
@@ -194,6 +215,43 @@ pub struct IngestArgs {
     /// Rows per committed batch.
     #[arg(long, default_value_t = ingest::DEFAULT_BATCH_ROWS)]
     pub batch_rows: usize,
+    #[command(flatten)]
+    pub follow: FollowArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// Keep ingesting NDJSON as it arrives, from - (standard input, until it ends), --http and
+    /// --subscription, until SIGINT/SIGTERM; windows close by event time (vars window_seconds
+    /// and allowed_lateness_seconds) and late events become rejects.
+    #[arg(long)]
+    pub follow: bool,
+    /// Accept NDJSON at POST /v1/events on --listen, answered once committed. Off loopback a
+    /// bearer token is required, read from NETSENTINEL_INGEST_TOKEN.
+    #[arg(long, requires = "follow")]
+    pub http: bool,
+    /// Pull NDJSON messages from this Pub/Sub subscription (projects/P/subscriptions/S); each
+    /// is acked once its rows are committed.
+    #[arg(long, requires = "follow", value_name = "NAME")]
+    pub subscription: Option<String>,
+    /// Where /healthz and /metrics (and POST /v1/events) are served.
+    #[arg(long, default_value = "127.0.0.1:9465", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Commit once this many rows wait…
+    #[arg(long, default_value_t = 5000)]
+    pub commit_rows: usize,
+    /// …or this long after the first of them arrived.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub commit_interval: std::time::Duration,
+    /// Also run the detect pipeline (and its alerts) this often, on the windows closed since.
+    #[arg(long, requires = "follow", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub detect_every: Option<std::time::Duration>,
+    /// The pipeline --detect-every runs.
+    #[arg(long, default_value = "detect")]
+    pub detect_pipeline: String,
+    /// The largest POST /v1/events body accepted, in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Args)]
@@ -225,14 +283,15 @@ pub struct QueryArgs {
 struct Session {
     project: Project,
     target: String,
+    target_config: TargetConfig,
     vars: Vars,
 }
 
 impl Session {
     fn load(global: &GlobalArgs) -> anyhow::Result<Self> {
         let project = Project::load(&global.project_dir)?;
-        let (target, _) = project.config.target(global.target.as_deref())?;
-        let target = target.to_string();
+        let (target, target_config) = project.config.target(global.target.as_deref())?;
+        let (target, target_config) = (target.to_string(), target_config.clone());
         let vars = project
             .config
             .default_vars()
@@ -240,13 +299,13 @@ impl Session {
         Ok(Session {
             project,
             target,
+            target_config,
             vars,
         })
     }
 
-    fn open_warehouse(&self) -> anyhow::Result<Box<dyn Warehouse>> {
-        let (name, target) = self.project.config.target(Some(&self.target))?;
-        Ok(engine::open(&self.project.root, name, target)?)
+    fn open_warehouse(&self) -> Result<Box<dyn Warehouse>, engine::EngineError> {
+        engine::open(&self.project.root, &self.target, &self.target_config)
     }
 
     fn runner(&self) -> Runner<'_> {
@@ -254,6 +313,7 @@ impl Session {
             project: &self.project,
             vars: &self.vars,
             target: &self.target,
+            stop: None,
         }
     }
 }
@@ -268,8 +328,35 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(args) => plan_command(&cli.global, &args),
         Command::Query(args) => query_command(&cli.global, &args),
         Command::Test(args) => test_command(&cli.global, &args),
+        Command::Schedule(args) => schedule_command(&cli.global, &args),
         Command::Env(args) => env_command(&cli.global, &args),
     }
+}
+
+fn schedule_command(global: &GlobalArgs, args: &ScheduleArgs) -> anyhow::Result<()> {
+    let session = Session::load(global)?;
+    let config = &session.project.config.scheduler;
+    let metrics = Arc::new(Metrics::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let service = Service::start(ServiceOptions {
+        listen: args.listen.unwrap_or(config.listen),
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+        events: None,
+    })?;
+    println!("scheduler serving http://{}/metrics", service.addr);
+    let open = || session.open_warehouse();
+    Scheduler {
+        project: &session.project,
+        vars: &session.vars,
+        target: &session.target,
+        config,
+        open: &open,
+        metrics: &metrics,
+        stop: &stop,
+    }
+    .run(&args.pipelines)?;
+    Ok(())
 }
 
 fn demo_command(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<()> {
@@ -418,6 +505,9 @@ fn generate_command(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<
 
 fn ingest_command(global: &GlobalArgs, args: &IngestArgs) -> anyhow::Result<()> {
     let session = Session::load(global)?;
+    if args.follow.follow {
+        return follow_command(&session, args);
+    }
     let mut warehouse = session.open_warehouse()?;
     let summary = ingest::ingest_files(
         warehouse.as_mut(),
@@ -428,6 +518,108 @@ fn ingest_command(global: &GlobalArgs, args: &IngestArgs) -> anyhow::Result<()> 
     write_ingest_summary(&mut std::io::stdout().lock(), &summary)?;
     Ok(())
 }
+
+const INGEST_TOKEN_VAR: &str = "NETSENTINEL_INGEST_TOKEN";
+
+fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
+    let follow_args = &args.follow;
+    let stdin = match args.files.as_slice() {
+        [] => false,
+        [only] if only == "-" => true,
+        _ => bail!("--follow reads standard input (-), --http and --subscription; to load files, drop --follow"),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (receipts, received) = std::sync::mpsc::sync_channel(RECEIPT_QUEUE);
+    let events = follow_args.http.then(|| EventsRoute {
+        receipts: receipts.clone(),
+        max_body_bytes: follow_args.max_body_bytes,
+        token: std::env::var(INGEST_TOKEN_VAR).ok().filter(|t| !t.is_empty()),
+        token_env: INGEST_TOKEN_VAR.to_string(),
+    });
+    let service = Service::start(ServiceOptions {
+        listen: follow_args.listen,
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+        events,
+    })?;
+    if follow_args.http {
+        println!("accepting POST http://{}/v1/events", service.addr);
+    }
+    println!("serving http://{}/metrics", service.addr);
+    if stdin {
+        sources::stdin(receipts.clone());
+    }
+    let puller = follow_args
+        .subscription
+        .clone()
+        .map(|subscription| sources::pubsub(subscription, receipts.clone(), stop.clone()));
+    // Input ends when every source has: the committer sees the channel close.
+    drop(receipts);
+
+    let clock = WindowClock::from_vars(&session.vars);
+    if clock.is_none() {
+        tracing::warn!("vars window_seconds is not declared: no event is treated as late");
+    }
+    let config = FollowConfig {
+        commit_rows: follow_args.commit_rows,
+        commit_interval: follow_args.commit_interval,
+        clock,
+    };
+    let runner = Runner {
+        stop: Some(&*stop),
+        ..session.runner()
+    };
+    let mut detect = |warehouse: &mut dyn Warehouse| {
+        match runner.run_pipeline(warehouse, &follow_args.detect_pipeline) {
+            Ok(report) => {
+                metrics.run_succeeded(&report, Utc::now());
+                Ok(())
+            }
+            Err(error) => {
+                metrics.run_failed(&follow_args.detect_pipeline);
+                Err(error.to_string())
+            }
+        }
+    };
+    let periodic = follow_args.detect_every.map(|every| Periodic {
+        every,
+        run: &mut detect,
+    });
+    let mut warehouse = session.open_warehouse()?;
+    let summary = follow::follow(
+        warehouse.as_mut(),
+        &received,
+        &config,
+        &stop,
+        &metrics,
+        periodic,
+    )?;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(puller) = puller {
+        match puller.join() {
+            Ok(Err(error)) => bail!(error),
+            Err(_) => bail!("the Pub/Sub puller panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    drop(service);
+    writeln!(
+        std::io::stdout().lock(),
+        "  ingested    {} rows read: {} new events, {} already stored, {} rejected ({} late; see raw.netlog_rejects)",
+        summary.rows_read,
+        summary.load.events_inserted,
+        summary.load.events_duplicate,
+        summary
+            .rows_read
+            .saturating_sub(summary.load.events_inserted + summary.load.events_duplicate),
+        summary.late
+    )?;
+    Ok(())
+}
+
+/// Receipts waiting for the committer; beyond this, sources wait (HTTP answers 503).
+const RECEIPT_QUEUE: usize = 4096;
 
 fn compile_command(global: &GlobalArgs, args: &CompileArgs) -> anyhow::Result<()> {
     let session = Session::load(global)?;

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer};
 
 use crate::alerts::config::AlertsConfig;
+use crate::schedule::config::SchedulerConfig;
 use crate::relation::{Dataset, Identifier};
 use crate::vars::{VarType, VarValue, Vars};
 
@@ -57,6 +58,9 @@ pub struct ProjectConfig {
     pub pipelines: BTreeMap<Identifier, PipelineConfig>,
     /// Where anomalies go; a pipeline runs delivery by listing the `alerts` step.
     pub alerts: Option<AlertsConfig>,
+    /// How `netsentinel schedule` runs the pipelines' schedules.
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,6 +260,18 @@ fn standard_day_of_week_to_cron_crate(field: &str) -> Result<String, String> {
         }
     }
     Ok(items.join(","))
+}
+
+/// A duration written for humans in pipelines.yaml: `30s`, `15m`, `1h`.
+pub fn human_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::time::Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a duration ({e}); write e.g. 30s, 15m, 1h"
+        ))
+    })
 }
 
 impl<'de> Deserialize<'de> for CronSchedule {

@@ -81,6 +81,7 @@ pub fn run_demo(
         project,
         vars,
         target,
+        stop: None,
     };
     let runs = vec![
         runner.run_pipeline(warehouse, "train")?,

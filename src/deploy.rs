@@ -62,6 +62,10 @@ impl RequiredEnv {
             let (name, target) = config.target(Some(name))?;
             if let TargetConfig::Bigquery(bq) = target {
                 required.add_values(bq.project.variables());
+                // A key file is a credential: where it lives is the deployment's secret store's
+                // business (Cloud Run uses the job's service account instead).
+                let key_file = bq.key_file.iter().flat_map(|k| k.variables());
+                required.secrets.extend(key_file.map(str::to_string));
             }
             for sink in config.alerts.iter().flat_map(|a| a.sinks_for(name)) {
                 match &sink.kind {
@@ -200,7 +204,7 @@ mod tests {
         ProjectConfig::parse(std::path::Path::new("pipelines.yaml"), text).unwrap()
     }
 
-    const PROJECT: &str = "project: p\ndefault_target: local\ntargets:\n  local: { engine: duckdb }\n  bigquery: { engine: bigquery, project: '${GCP_PROJECT}', datasets: {} }\nalerts:\n  sinks:\n    - { kind: pubsub, topic: 'projects/${ALERTS_PROJECT}/topics/a', targets: [bigquery] }\n    - { kind: webhook, url: '${HOOK_URL}', secret_env: HOOK_SECRET }\n";
+    const PROJECT: &str = "project: p\ndefault_target: local\ntargets:\n  local: { engine: duckdb }\n  bigquery: { engine: bigquery, project: '${GCP_PROJECT}', datasets: {}, key_file: '${BQ_KEY_FILE}' }\nalerts:\n  sinks:\n    - { kind: pubsub, topic: 'projects/${ALERTS_PROJECT}/topics/a', targets: [bigquery] }\n    - { kind: webhook, url: '${HOOK_URL}', secret_env: HOOK_SECRET }\n";
 
     #[test]
     fn required_env_follows_the_target_and_its_sinks() {
@@ -211,6 +215,8 @@ mod tests {
         let bigquery = RequiredEnv::of(&config, Some("bigquery")).unwrap();
         let expected = ["ALERTS_PROJECT", "GCP_PROJECT", "HOOK_URL"].map(String::from);
         assert_eq!(bigquery.values, BTreeSet::from(expected));
+        let secrets = ["BQ_KEY_FILE", "HOOK_SECRET"].map(String::from);
+        assert_eq!(bigquery.secrets, BTreeSet::from(secrets));
         assert_eq!(RequiredEnv::of(&config, None).unwrap(), bigquery);
         assert!(RequiredEnv::of(&config, Some("staging")).is_err());
     }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::alerts;
-use crate::config::{self, ConfigError, ProjectConfig};
+use crate::config::{self, ConfigError, PipelineConfig, ProjectConfig};
 use crate::dag::{CycleError, Dag, EdgeOrigin};
 use crate::ingest::schema;
 use crate::relation::{Dataset, Identifier, TableRef};
@@ -163,14 +163,7 @@ impl Project {
             selected.extend(self.steps.keys().cloned());
         }
         for name in pipelines {
-            let pipeline = Identifier::new(name)
-                .ok()
-                .and_then(|id| self.config.pipelines.get(&id))
-                .ok_or_else(|| ProjectError::UnknownPipeline {
-                    name: name.clone(),
-                    defined: self.pipeline_names().join(", "),
-                })?;
-            selected.extend(pipeline.steps.iter().cloned());
+            selected.extend(self.pipeline(name)?.steps.iter().cloned());
         }
         Ok(self
             .dag
@@ -178,6 +171,16 @@ impl Project {
             .iter()
             .filter_map(|name| self.steps.get(name))
             .collect())
+    }
+
+    pub fn pipeline(&self, name: &str) -> Result<&PipelineConfig, ProjectError> {
+        Identifier::new(name)
+            .ok()
+            .and_then(|id| self.config.pipelines.get(&id))
+            .ok_or_else(|| ProjectError::UnknownPipeline {
+                name: name.to_string(),
+                defined: self.pipeline_names().join(", "),
+            })
     }
 
     /// The built-in steps a pipeline lists, in its order.

@@ -6,10 +6,11 @@
 // once per run, so their size costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::alerts::{AlertStep, AlertsError};
-use crate::engine::{EngineError, JobContext, Warehouse};
+use crate::alerts::{AlertStep, AlertsError, AlertsOutcome};
+use crate::engine::{EngineError, JobContext, ScriptOutcome, Warehouse};
 use crate::project::{BuiltinStep, Materialization, Project, ProjectError, Step};
 use crate::render::{self, RenderContext, RenderError};
 use crate::sqltest::assertions::{self, AssertionError, AssertionResult, StandaloneAssertions};
@@ -43,6 +44,14 @@ pub enum RunError {
         "blocking assertion(s) failed after step {step}; its dependants did not run:\n{details}"
     )]
     AssertionFailed { step: String, details: String },
+    #[error(
+        "run {run_id} of {pipeline} stopped before step {next_step} (asked to stop); the next run of {pipeline} resumes it"
+    )]
+    Interrupted {
+        pipeline: String,
+        run_id: String,
+        next_step: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +72,8 @@ pub struct StepReport {
     pub assertions: Vec<AssertionResult>,
     /// What a built-in step wants the reader to know (alerts sent, deliveries pending).
     pub notes: Vec<String>,
+    /// What the alerts step did, when this is it.
+    pub alerts: Option<AlertsOutcome>,
 }
 
 impl StepReport {
@@ -72,6 +83,7 @@ impl StepReport {
             outcome: StepOutcome::Skipped,
             assertions: Vec::new(),
             notes: Vec::new(),
+            alerts: None,
         }
     }
 }
@@ -88,9 +100,35 @@ pub struct Runner<'a> {
     pub project: &'a Project,
     pub vars: &'a Vars,
     pub target: &'a str,
+    /// When set (a signal arrived), the run stops before its next step, recorded as
+    /// interrupted; the step under way finishes first.
+    pub stop: Option<&'a AtomicBool>,
 }
 
 impl Runner<'_> {
+    fn stop_requested(&self) -> bool {
+        self.stop.is_some_and(|stop| stop.load(Ordering::SeqCst))
+    }
+
+    /// Records the run as interrupted before `next_step` when a stop was requested.
+    fn check_stop(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        record: &RunRecord,
+        next_step: &str,
+    ) -> Result<(), RunError> {
+        if !self.stop_requested() {
+            return Ok(());
+        }
+        record.finish(warehouse, Status::Interrupted, None)?;
+        tracing::warn!(pipeline = %record.pipeline, run_id = %record.run_id, next_step, "run stopped on request");
+        Err(RunError::Interrupted {
+            pipeline: record.pipeline.clone(),
+            run_id: record.run_id.clone(),
+            next_step: next_step.to_string(),
+        })
+    }
+
     pub fn run_pipeline(
         &self,
         warehouse: &mut dyn Warehouse,
@@ -112,6 +150,7 @@ impl Runner<'_> {
                 steps.push(StepReport::skipped(&step.name));
                 continue;
             }
+            self.check_stop(warehouse, &record, &step.name)?;
             warehouse.set_job_context(Some(JobContext {
                 pipeline: pipeline.to_string(),
                 step: step.name.clone(),
@@ -126,6 +165,7 @@ impl Runner<'_> {
                     outcome,
                     assertions,
                     notes: Vec::new(),
+                    alerts: None,
                 })
             });
             warehouse.set_job_context(None);
@@ -142,6 +182,7 @@ impl Runner<'_> {
                 steps.push(StepReport::skipped(builtin.name()));
                 continue;
             }
+            self.check_stop(warehouse, &record, builtin.name())?;
             warehouse.set_job_context(Some(JobContext {
                 pipeline: pipeline.to_string(),
                 step: builtin.name().to_string(),
@@ -194,21 +235,18 @@ impl Runner<'_> {
                         run_id: &record.run_id,
                     }
                     .run(warehouse)
-                    .map(|outcome| (outcome.new_anomalies as u64, outcome.notes()))
                 }
             };
         let duration = started.elapsed();
         let duration_ms = duration.as_millis() as u64;
         match result {
-            Ok((rows_affected, notes)) => {
-                record.step_finished(
-                    warehouse,
-                    name,
-                    Status::Success,
-                    duration_ms,
-                    Some(rows_affected),
-                    None,
-                )?;
+            Ok(alerts) => {
+                let rows_affected = alerts.new_anomalies as u64;
+                let outcome = ScriptOutcome {
+                    rows_affected,
+                    ..warehouse.context_outcome()
+                };
+                record.step_succeeded(warehouse, name, duration_ms, &outcome)?;
                 tracing::info!(
                     step = name,
                     duration_ms,
@@ -222,7 +260,8 @@ impl Runner<'_> {
                         rows_affected,
                     },
                     assertions: Vec::new(),
-                    notes,
+                    notes: alerts.notes(),
+                    alerts: Some(alerts),
                 })
             }
             Err(source) => {

@@ -71,6 +71,8 @@ pub enum Status {
     Running,
     Success,
     Failed,
+    /// Stopped between steps on request; resumed like a run whose process died.
+    Interrupted,
 }
 
 impl Status {
@@ -79,13 +81,14 @@ impl Status {
             Status::Running => "'running'",
             Status::Success => "'success'",
             Status::Failed => "'failed'",
+            Status::Interrupted => "'interrupted'",
         }
     }
 }
 
-/// A run being recorded. A run that was interrupted (its process died with the run still
-/// `running`) is resumed by the next run of the same pipeline: steps it finished are skipped,
-/// so the tables end as an uninterrupted run leaves them.
+/// A run being recorded. A run that was interrupted (stopped on request, or its process died
+/// with the run still `running`) is resumed by the next run of the same pipeline: steps it
+/// finished are skipped, so the tables end as an uninterrupted run leaves them.
 pub struct RunRecord {
     pub run_id: String,
     pub pipeline: String,
@@ -105,10 +108,14 @@ impl RunRecord {
         }
         let runs = naming.qualify(&runs());
         let interrupted = warehouse.query(&format!(
-            "SELECT run_id FROM {runs} WHERE pipeline = {} AND status = 'running' ORDER BY started_at DESC LIMIT 1",
+            "SELECT run_id FROM {runs} WHERE pipeline = {} AND status IN ('running', 'interrupted') ORDER BY started_at DESC LIMIT 1",
             quote_string(pipeline)
         ))?;
         if let Some(Cell::Text(run_id)) = interrupted.rows.first().and_then(|r| r.first()) {
+            warehouse.execute_script(&format!(
+                "UPDATE {runs} SET status = 'running', finished_at = NULL WHERE run_id = {}",
+                quote_string(run_id)
+            ))?;
             let done = warehouse.query(&format!(
                 "SELECT step FROM {} WHERE run_id = {} AND status = 'success'",
                 naming.qualify(&step_runs()),

@@ -1,7 +1,8 @@
 //! The bigquery target against the BigQuery emulator (bqemulator on 127.0.0.1): datasets and
-//! partitioned tables are created, a generated file is ingested, the feature steps run and
-//! give the same rows as on the local engine; a transient `backendError` is retried, a
-//! permanent error surfaces BigQuery's message, and `plan` prints byte estimates.
+//! partitioned tables are created, a generated file is ingested (rows BigQuery refuses become
+//! rejects), the feature steps run, incrementally too, and give the same rows as on the local
+//! engine; a transient `backendError` is retried, a permanent error surfaces BigQuery's message,
+//! and `plan` prints byte estimates.
 //!
 //! The emulator does not train models, so the ML steps' BigQuery SQL is checked by
 //! tests/golden.rs instead.
@@ -97,11 +98,18 @@ fn feature_steps_on_the_emulator_give_the_same_rows_as_local() {
     ));
     assert_eq!(rejects, ["1501", "1502"], "malformed lines are rejects");
 
-    // Run the features pipeline twice on both (the second run is incremental).
+    // Run the features pipeline twice on both (the second run is incremental, with nothing
+    // new), then ingest later traffic that overlaps the newest window and run once more.
     for _ in 0..2 {
         project.run_ok(&["run", "features"]);
         ok(&project, &host, &["run", "features"]);
     }
+    let later = later_netlog_file(&project);
+    project.run_ok(&["ingest", &later]);
+    let bq_later = ok(&project, &host, &["ingest", &later]);
+    assert!(bq_later.contains("600 new events"), "{bq_later}");
+    project.run_ok(&["run", "features"]);
+    ok(&project, &host, &["run", "features"]);
     for (template, relation) in [(WINDOWS, "windows"), (INPUTS, "window_inputs")] {
         let local_sql = template
             .replace("{windows}", "features.windows")
@@ -138,6 +146,21 @@ fn feature_steps_on_the_emulator_give_the_same_rows_as_local() {
         builds_windows,
         "no partitioned, clustered build of windows: {jobs}"
     );
+    // Incremental runs compute their bounds into script variables first, so BigQuery prunes
+    // the raw partitions the new rows come from and the feature partitions they replace.
+    let incremental_runs = jobs["jobs"]
+        .as_array()
+        .expect("job list")
+        .iter()
+        .filter_map(|j| j["configuration"]["query"]["query"].as_str())
+        .filter(|sql| {
+            sql.starts_with("DECLARE __ns_this_max_window_start DEFAULT (SELECT MAX(window_start) FROM `ns-test.bqf_features.windows`)")
+                && sql.contains("WHERE startTime >= COALESCE(__ns_this_max_window_start")
+                && sql.contains("WHERE DATE(window_start) IN UNNEST(__ns_partitions) AND EXISTS")
+        })
+        .count();
+    assert_eq!(incremental_runs, 2, "{jobs}");
+
     let raw = rest_get(&emulator, "datasets/bqf_raw/tables/netlog_events");
     assert_eq!(raw["timePartitioning"]["field"], "startTime", "{raw}");
 
@@ -177,8 +200,32 @@ fn feature_steps_on_the_emulator_give_the_same_rows_as_local() {
     ));
     assert_eq!(
         recorded,
-        ["features/window_inputs,2,0", "features/windows,2,0"]
+        ["features/window_inputs,3,0", "features/windows,3,0"]
     );
+}
+
+/// 600 more flows from other subscribers' traffic, starting 30 s before the first file's last
+/// flow, so they fall both in the newest feature window and after it.
+fn later_netlog_file(project: &TestProject) -> String {
+    let last = project.query_csv("SELECT strftime(MAX(startTime), '%Y-%m-%dT%H:%M:%SZ') FROM raw.netlog_events");
+    let start = chrono::DateTime::parse_from_rfc3339(&last[0]).expect("RFC 3339 time")
+        - chrono::Duration::seconds(30);
+    let path = project.path().join("later.jsonl");
+    let path_text = path.display().to_string();
+    project.run_ok(&[
+        "generate",
+        "--events",
+        "600",
+        "--subscribers",
+        "12",
+        "--seed",
+        "8",
+        "--start",
+        &start.to_rfc3339(),
+        "--out",
+        &path_text,
+    ]);
+    path_text
 }
 
 fn rest_get(emulator: &BqEmulator, path: &str) -> serde_json::Value {
@@ -246,6 +293,34 @@ fn a_transient_backend_error_is_retried_with_the_same_job_id() {
         ],
     ));
     assert_eq!(windows, ["true"]);
+}
+
+#[test]
+fn rows_bigquery_refuses_become_rejects_and_none_is_lost() {
+    let Some(emulator) = BqEmulator::start(PROJECT) else {
+        return;
+    };
+    let proxy = FaultProxy::start(emulator.port, 0, None);
+    proxy.refuse_rows(|row| row["source_line"].as_u64().is_some_and(|line| line % 100 == 7));
+    let project = TestProject::fixture("bq_features");
+    let file = netlog_file(&project);
+
+    let out = ok(&project, &proxy.host(), &["ingest", &file]);
+    assert!(out.contains("1485 new events"), "{out}");
+    assert_eq!(proxy.log(|log| log.refused_rows), 15);
+    let query = |sql: &str| csv_rows(&ok(&project, &emulator.host(), &["query", "--format", "csv", sql]));
+    assert_eq!(
+        query("SELECT COUNT(*), COUNTIF(MOD(source_line, 100) = 7) FROM `ns-test.bqf_raw.netlog_events`"),
+        ["1485,0"]
+    );
+    let rejects = query(
+        "SELECT line, STARTS_WITH(reason, 'BigQuery refused the row (invalid): Cannot convert value to integer'), \
+         JSON_VALUE(raw, '$.source_line') = CAST(line AS STRING) \
+         FROM `ns-test.bqf_raw.netlog_rejects` ORDER BY line",
+    );
+    let mut expected: Vec<String> = (0..15).map(|i| format!("{},true,true", i * 100 + 7)).collect();
+    expected.extend(["1501,false,".to_string(), "1502,false,".to_string()]);
+    assert_eq!(rejects, expected, "refused rows are rejects with BigQuery's reason and the row");
 }
 
 #[test]

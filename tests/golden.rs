@@ -1,7 +1,7 @@
 //! One project with every BigQuery ML k-means statement analysts write (tests/fixtures/
 //! bqml_project): it runs on the embedded engine, and its BigQuery rendering is exactly the
 //! golden files under tests/golden/ — the ML statements pass through verbatim, only names are
-//! qualified. `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the golden files after a
+//! qualified. The shipped project's BigQuery scripts are golden files too. `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the golden files after a
 //! deliberate change; review the diff.
 
 mod common;
@@ -41,16 +41,48 @@ fn bqml_fixture_runs_on_the_local_engine() {
 #[test]
 fn bqml_fixture_renders_verbatim_for_bigquery() {
     let project = TestProject::fixture("bqml_project");
+    let compiled = compile_for_bigquery(&project);
+    assert_matches_golden(&compiled, "bqml_project", 6);
+    let predictions =
+        std::fs::read_to_string(compiled.join("inferenced/point_predictions.sql")).unwrap();
+    assert!(
+        predictions.contains("ML.PREDICT(MODEL `acme-netlog.fx_models.points_kmeans`, TABLE `acme-netlog.fx_features.points`)"),
+        "{predictions}"
+    );
+}
+
+/// The shipped project's BigQuery scripts, first and incremental runs: the incremental ones
+/// declare their bounds as script variables, which is what lets BigQuery prune partitions.
+#[test]
+fn shipped_project_renders_for_bigquery_as_golden() {
+    let project = TestProject::shipped();
+    let compiled = compile_for_bigquery(&project);
+    assert_matches_golden(&compiled, "netlog_project", 6);
+    let windows =
+        std::fs::read_to_string(compiled.join("features/netlog_windows.incremental.sql")).unwrap();
+    assert!(
+        windows.starts_with(
+            "DECLARE __ns_this_max_window_start DEFAULT (SELECT MAX(window_start) FROM `acme-netlog.netlog_features.netlog_windows`);"
+        ),
+        "{windows}"
+    );
+}
+
+fn compile_for_bigquery(project: &TestProject) -> PathBuf {
     let output = project
         .command(&["compile", "--target", "bigquery"])
         .env("GCP_PROJECT", "acme-netlog")
         .output()
         .unwrap();
     common::assert_success(&output, &["compile", "--target", "bigquery"]);
-    let compiled = project.path().join("target/compiled/bigquery");
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/bqml_project");
-    let files = sql_files(&compiled);
-    assert_eq!(files.len(), 6, "{files:?}");
+    project.path().join("target/compiled/bigquery")
+}
+
+/// Compares every compiled file with tests/golden/NAME/; `UPDATE_GOLDEN=1` rewrites them.
+fn assert_matches_golden(compiled: &Path, name: &str, expected_files: usize) {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let files = sql_files(compiled);
+    assert_eq!(files.len(), expected_files, "{files:?}");
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut differing = Vec::new();
     for relative in &files {
@@ -71,14 +103,8 @@ fn bqml_fixture_renders_verbatim_for_bigquery() {
     }
     assert!(
         differing.is_empty(),
-        "the BigQuery rendering changed (UPDATE_GOLDEN=1 to accept):\n{}",
+        "the BigQuery rendering of {name} changed (UPDATE_GOLDEN=1 to accept):\n{}",
         differing.join("\n")
-    );
-    let predictions =
-        std::fs::read_to_string(compiled.join("inferenced/point_predictions.sql")).unwrap();
-    assert!(
-        predictions.contains("ML.PREDICT(MODEL `acme-netlog.fx_models.points_kmeans`, TABLE `acme-netlog.fx_features.points`)"),
-        "{predictions}"
     );
 }
 

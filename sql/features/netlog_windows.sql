@@ -7,7 +7,8 @@
   }) }}
 -- Traffic per subscriber × destination /22 subnet × window: the seed's twelve features, the
 -- distinct destination ports, and the flag, protocol and geography mix of the window.
--- Incremental: each run recomputes the newest window (it may have grown) and everything after.
+-- Incremental: each run recomputes the windows that may still grow (the newest, and those
+-- still within the allowed lateness of it) and everything after.
 WITH events AS (
   SELECT
     subscriberId,
@@ -25,7 +26,12 @@ WITH events AS (
     TIMESTAMP_DIFF(endTime, startTime, MILLISECOND) / 1000.0 AS duration_seconds
   FROM {{ source("raw", "netlog_events") }}
   {% if is_incremental() %}
-  WHERE startTime >= (SELECT MAX(window_start) FROM {{ this }})
+  -- this_max() is NULL while the table is empty; on BigQuery it is a script variable, so only
+  -- the raw partitions from there on are read. The bound is a window start, so every window
+  -- recomputed is recomputed whole.
+  WHERE startTime >= TIMESTAMP_SECONDS(DIV(
+    UNIX_SECONDS(COALESCE({{ this_max("window_start") }}, TIMESTAMP '1970-01-01 00:00:00')) - {{ var("allowed_lateness_seconds") }},
+    {{ var("window_seconds") }}) * {{ var("window_seconds") }})
   {% endif %}
 )
 SELECT

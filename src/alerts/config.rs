@@ -6,9 +6,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use crate::config::EnvString;
+use crate::config::{EnvString, human_duration};
 use crate::relation::Identifier;
 
 /// The step whose relation holds the scored windows when `from:` is not given.
@@ -236,15 +236,6 @@ impl fmt::Debug for SecretEnv {
 pub struct FileSinkConfig {
     /// JSONL file the alerts are appended to; relative paths are under the project directory.
     pub path: PathBuf,
-}
-
-fn human_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "`{text}` is not a duration ({e}); write e.g. 30s, 15m, 1h"
-        ))
-    })
 }
 
 #[cfg(test)]

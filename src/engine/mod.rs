@@ -245,6 +245,12 @@ pub trait Warehouse {
     /// have nothing to label.
     fn set_job_context(&mut self, _context: Option<JobContext>) {}
 
+    /// What the statements run since the last `set_job_context` added up to: how a step that
+    /// runs many of them (a built-in step) learns the bytes it scanned and was billed.
+    fn context_outcome(&self) -> ScriptOutcome {
+        ScriptOutcome::default()
+    }
+
     /// Loads validated events and rejects into the raw tables, atomically and idempotently:
     /// events and rejects already present (same ids) are not added again.
     fn load_events(&mut self, batch: &EventBatch) -> Result<LoadOutcome, EngineError>;

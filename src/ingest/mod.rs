@@ -3,8 +3,10 @@
 //! field and reason. A batch never stops on a bad row, and re-ingesting adds nothing.
 
 pub mod batch;
+pub mod follow;
 pub mod parse;
 pub mod schema;
+pub mod sources;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};

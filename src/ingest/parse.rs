@@ -124,6 +124,14 @@ impl Rejection {
         }
     }
 
+    /// A valid event that arrived after its window closed.
+    pub fn late(reason: impl Into<String>) -> Self {
+        Rejection {
+            field: Some("startTime"),
+            reason: reason.into(),
+        }
+    }
+
     pub fn row(reason: impl Into<String>) -> Self {
         Rejection {
             field: None,

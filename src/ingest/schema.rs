@@ -49,6 +49,14 @@ pub struct StorageLayout {
     pub cluster_by: &'static [&'static str],
 }
 
+impl StorageLayout {
+    /// Neither partitioned nor clustered.
+    pub const PLAIN: StorageLayout = StorageLayout {
+        partition_day: None,
+        cluster_by: &[],
+    };
+}
+
 /// Events are read by flow start (feature windows) and per subscriber, so those prune scans.
 pub const EVENTS_LAYOUT: StorageLayout = StorageLayout {
     partition_day: Some("startTime"),
@@ -56,10 +64,7 @@ pub const EVENTS_LAYOUT: StorageLayout = StorageLayout {
 };
 
 /// Rejects are few and read whole.
-pub const REJECTS_LAYOUT: StorageLayout = StorageLayout {
-    partition_day: None,
-    cluster_by: &[],
-};
+pub const REJECTS_LAYOUT: StorageLayout = StorageLayout::PLAIN;
 
 pub fn events_table() -> TableRef {
     TableRef::new(Dataset::Raw, "netlog_events").expect("valid name")

@@ -1,15 +1,15 @@
 //! Rendering: a step's Tera template becomes the GoogleSQL script that runs on the target, with
-//! `ref()`, `source()`, `var()`, `model()`, `model_version()`, `this`, `config()` and
-//! `is_incremental()` resolved, and the step's materialization wrapped around it.
+//! `ref()`, `source()`, `var()`, `model()`, `model_version()`, `this`, `this_max()`, `config()`
+//! and `is_incremental()` resolved, and the step's materialization wrapped around it.
 
 pub mod scan;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use crate::config::{ConfigError, TargetConfig};
 use crate::project::{Materialization, Project, Step};
-use crate::relation::{Dataset, TableRef};
+use crate::relation::{Dataset, Identifier, TableRef};
 use crate::state;
 use crate::vars::{Vars, quote_string};
 
@@ -58,6 +58,13 @@ impl Naming {
             }
         }
     }
+
+    /// BigQuery bills a statement by the partitions it reads and prunes them only on constant
+    /// filters, which script variables are and subqueries are not: its incremental scripts
+    /// compute their bounds into variables first.
+    fn prunes_with_script_variables(&self) -> bool {
+        matches!(self, Naming::BigQuery { .. })
+    }
 }
 
 /// Everything a render needs besides the step itself.
@@ -82,22 +89,16 @@ pub fn render_step(
     step: &Step,
     incremental: bool,
 ) -> Result<RenderedStep, RenderError> {
-    let body = render_body(ctx, step, incremental)?;
-    let script =
-        materialize(ctx, step, &body, incremental).map_err(|message| RenderError::Template {
+    let this = ctx.naming.qualify(&step.relation);
+    let watermarks = Watermarks::default();
+    let body = render_with(ctx, &step.file, &step.template, Some(&this), incremental, &watermarks)?;
+    let script = materialize(ctx, step, &body, incremental, &watermarks.columns()).map_err(
+        |message| RenderError::Template {
             file: step.file.clone(),
             message,
-        })?;
+        },
+    )?;
     Ok(RenderedStep { body, script })
-}
-
-fn render_body(
-    ctx: &RenderContext<'_>,
-    step: &Step,
-    incremental: bool,
-) -> Result<String, RenderError> {
-    let this = ctx.naming.qualify(&step.relation);
-    render_template(ctx, &step.file, &step.template, Some(&this), incremental)
 }
 
 /// Renders any scanned template with the step helpers: a step's body, or a standalone SQL file
@@ -109,6 +110,17 @@ pub fn render_template(
     this: Option<&str>,
     incremental: bool,
 ) -> Result<String, RenderError> {
+    render_with(ctx, file, template, this, incremental, &Watermarks::default())
+}
+
+fn render_with(
+    ctx: &RenderContext<'_>,
+    file: &str,
+    template: &scan::ScannedTemplate,
+    this: Option<&str>,
+    incremental: bool,
+    watermarks: &Watermarks,
+) -> Result<String, RenderError> {
     let template_error = |message: String| RenderError::Template {
         file: file.to_string(),
         message,
@@ -118,6 +130,7 @@ pub fn render_template(
     tera.add_raw_template(file, &template.tera_source)
         .map_err(|e| template_error(tera_message(&e)))?;
     register_helpers(&mut tera, ctx, incremental);
+    register_this_max(&mut tera, ctx.naming, this, incremental, watermarks);
     let mut context = tera::Context::new();
     if let Some(this) = this {
         context.insert("this", this);
@@ -127,6 +140,60 @@ pub fn render_template(
         .render(file, &context)
         .map_err(|e| template_error(tera_message(&e)))?;
     Ok(rendered.trim().trim_end_matches(';').trim_end().to_string())
+}
+
+/// The columns `this_max()` was asked for while rendering one step.
+#[derive(Default, Clone)]
+struct Watermarks(Arc<Mutex<BTreeSet<Identifier>>>);
+
+impl Watermarks {
+    fn record(&self, column: Identifier) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(column);
+    }
+
+    fn columns(&self) -> Vec<Identifier> {
+        let columns = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        columns.iter().cloned().collect()
+    }
+}
+
+fn watermark_variable(column: &Identifier) -> String {
+    format!("__ns_this_max_{column}")
+}
+
+/// `this_max("col")`: the largest `col` already in the step's table, the usual lower bound of an
+/// incremental step's new input. On BigQuery it is a script variable, so filters on it prune.
+fn register_this_max(
+    tera: &mut tera::Tera,
+    naming: &Naming,
+    this: Option<&str>,
+    incremental: bool,
+    watermarks: &Watermarks,
+) {
+    let this = this.map(str::to_string);
+    let as_variable = naming.prunes_with_script_variables();
+    let watermarks = watermarks.clone();
+    tera.register_function("this_max", move |args: &HelperArgs| {
+        let column = string_arg(args, "column", "this_max")?;
+        let column = Identifier::new(&column).map_err(|e| tera::Error::msg(e.to_string()))?;
+        let this = match (&this, incremental) {
+            (Some(this), true) => this,
+            _ => {
+                return Err(tera::Error::msg(
+                    "this_max() reads the step's own table, which only an incremental run has: \
+                     use it inside {% if is_incremental() %}",
+                ));
+            }
+        };
+        let sql = if as_variable {
+            let variable = watermark_variable(&column);
+            watermarks.record(column);
+            variable
+        } else {
+            format!("(SELECT MAX({column}) FROM {this})")
+        };
+        Ok(tera::Value::String(sql))
+    });
 }
 
 type HelperArgs = HashMap<String, tera::Value>;
@@ -222,6 +289,7 @@ fn materialize(
     step: &Step,
     body: &str,
     incremental: bool,
+    watermarks: &[Identifier],
 ) -> Result<String, String> {
     let this = ctx.naming.qualify(&step.relation);
     let config = &step.config;
@@ -240,20 +308,66 @@ fn materialize(
                 .with_suffix("__ns_stage")
                 .map_err(|e| e.to_string())?;
             let stage = ctx.naming.qualify(&stage);
-            let matches = config
-                .unique_key
-                .iter()
-                .map(|k| format!("s.{k} = t.{k}"))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            format!(
-                "CREATE OR REPLACE TABLE {stage} AS\n{body};\n\
-                 DELETE FROM {this} AS t WHERE EXISTS (SELECT 1 FROM {stage} AS s WHERE {matches});\n\
-                 INSERT INTO {this} SELECT * FROM {stage};\n\
-                 DROP TABLE {stage}"
-            )
+            let pruned = config
+                .partition_by
+                .as_deref()
+                .filter(|_| ctx.naming.prunes_with_script_variables());
+            merge_increment(&this, &stage, body, &config.unique_key, pruned, watermarks)
         }
     })
+}
+
+const PARTITIONS_VARIABLE: &str = "__ns_partitions";
+
+/// An incremental run: the new rows go to a staging table, the rows they replace (same unique
+/// key) are deleted, and the new rows inserted. With `partition` (BigQuery), the delete reads only
+/// the partitions the new rows fall in, listed in a script variable.
+fn merge_increment(
+    this: &str,
+    stage: &str,
+    body: &str,
+    unique_key: &[Identifier],
+    partition: Option<&str>,
+    watermarks: &[Identifier],
+) -> String {
+    let mut script: Vec<String> = watermarks
+        .iter()
+        .map(|column| {
+            format!(
+                "DECLARE {} DEFAULT (SELECT MAX({column}) FROM {this})",
+                watermark_variable(column)
+            )
+        })
+        .collect();
+    let matches = unique_key
+        .iter()
+        .map(|k| format!("s.{k} = t.{k}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let replaced = format!("EXISTS (SELECT 1 FROM {stage} AS s WHERE {matches})");
+    match partition {
+        Some(partition) => {
+            // Declared from `this` so the variable has the partition expression's type; no rows
+            // are read (WHERE FALSE prunes every partition).
+            script.push(format!(
+                "DECLARE {PARTITIONS_VARIABLE} DEFAULT (SELECT ARRAY_AGG(DISTINCT {partition}) FROM {this} WHERE FALSE)"
+            ));
+            script.push(format!("CREATE OR REPLACE TABLE {stage} AS\n{body}"));
+            script.push(format!(
+                "SET {PARTITIONS_VARIABLE} = (SELECT ARRAY_AGG(DISTINCT {partition}) FROM {stage})"
+            ));
+            script.push(format!(
+                "DELETE FROM {this} AS t WHERE {partition} IN UNNEST({PARTITIONS_VARIABLE}) AND {replaced}"
+            ));
+        }
+        None => {
+            script.push(format!("CREATE OR REPLACE TABLE {stage} AS\n{body}"));
+            script.push(format!("DELETE FROM {this} AS t WHERE {replaced}"));
+        }
+    }
+    script.push(format!("INSERT INTO {this} SELECT * FROM {stage}"));
+    script.push(format!("DROP TABLE {stage}"));
+    script.join(";\n")
 }
 
 fn create_table_as(this: &str, step: &Step, body: &str) -> String {

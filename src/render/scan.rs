@@ -14,6 +14,7 @@ const HELPERS: &[(&str, &[&str])] = &[
     ("model_version", &["name"]),
     ("config", &[]),
     ("is_incremental", &[]),
+    ("this_max", &["column"]),
 ];
 
 /// A literal argument of a helper call, as written.

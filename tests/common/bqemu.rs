@@ -154,7 +154,12 @@ pub struct ProxyLog {
     pub faulted: Vec<String>,
     /// The configuration (labels, byte cap…) of the job inserts labelled with a step.
     pub step_jobs: Vec<serde_json::Value>,
+    /// Rows refused in insertAll answers.
+    pub refused_rows: usize,
 }
+
+/// Picks the insertAll rows (their `json`) the proxy refuses.
+pub type RowFilter = fn(&serde_json::Value) -> bool;
 
 struct ProxyState {
     upstream: String,
@@ -162,12 +167,14 @@ struct ProxyState {
     faults_left: AtomicU32,
     /// Replaces the estimate in dry-run answers (the emulator always says 0).
     dry_run_bytes: Option<u64>,
+    refuse_rows: Mutex<Option<RowFilter>>,
     log: Mutex<ProxyLog>,
 }
 
 /// An HTTP proxy on 127.0.0.1 in front of the emulator: it answers the first `faults` job
-/// inserts with a 503 `backendError`, as BigQuery does under load, and forwards everything
-/// else.
+/// inserts with a 503 `backendError`, as BigQuery does under load, can refuse chosen insertAll
+/// rows the way BigQuery refuses invalid ones (the emulator accepts or fails whole requests),
+/// and forwards everything else.
 pub struct FaultProxy {
     pub port: u16,
     state: Arc<ProxyState>,
@@ -182,6 +189,7 @@ impl FaultProxy {
             http: reqwest::Client::new(),
             faults_left: AtomicU32::new(faults),
             dry_run_bytes,
+            refuse_rows: Mutex::new(None),
             log: Mutex::new(ProxyLog::default()),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
@@ -217,6 +225,12 @@ impl FaultProxy {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// From now on, insertAll rows matching `filter` are not forwarded and are answered as
+    /// BigQuery answers an invalid row under `skipInvalidRows`.
+    pub fn refuse_rows(&self, filter: RowFilter) {
+        *self.state.refuse_rows.lock().unwrap() = Some(filter);
+    }
+
     pub fn log<T>(&self, read: impl FnOnce(&ProxyLog) -> T) -> T {
         read(&self.state.log.lock().unwrap())
     }
@@ -241,7 +255,15 @@ async fn forward(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let path = uri.path().to_string();
-    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let mut request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let mut body = body;
+    let mut refused = Vec::new();
+    let filter = *state.refuse_rows.lock().unwrap();
+    if let (Some(filter), true) = (filter, path.ends_with("/insertAll")) {
+        refused = refuse(&mut request, filter);
+        state.log.lock().unwrap().refused_rows += refused.len();
+        body = request.to_string().into();
+    }
     let is_job_insert = method == axum::http::Method::POST && path.ends_with("/jobs");
     let dry_run = request["configuration"]["dryRun"] == true;
     if is_job_insert && !dry_run {
@@ -292,6 +314,17 @@ async fn forward(
     };
     let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).unwrap();
     let mut text = answer.text().await.unwrap_or_default();
+    if let (false, Ok(mut reply)) = (
+        refused.is_empty(),
+        serde_json::from_str::<serde_json::Value>(&text),
+    ) {
+        reply["insertErrors"] = refused
+            .iter()
+            .map(|index| serde_json::json!({"index": index, "errors": [{"reason": "invalid",
+                "location": "txBytes", "message": "Cannot convert value to integer (bad value): txBytes"}]}))
+            .collect();
+        text = reply.to_string();
+    }
     if let (true, Some(bytes), Ok(mut job)) = (
         dry_run,
         state.dry_run_bytes,
@@ -301,4 +334,23 @@ async fn forward(
         text = job.to_string();
     }
     (status, [("content-type", "application/json")], text).into_response()
+}
+
+/// Removes the rows `filter` picks from an insertAll request; returns their indices in it.
+fn refuse(request: &mut serde_json::Value, filter: RowFilter) -> Vec<usize> {
+    let Some(rows) = request["rows"].as_array_mut() else {
+        return Vec::new();
+    };
+    let refused: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| filter(&row["json"]))
+        .map(|(index, _)| index)
+        .collect();
+    let mut index = 0;
+    rows.retain(|_| {
+        index += 1;
+        !refused.contains(&(index - 1))
+    });
+    refused
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bqemu;
+pub mod daemon;
 pub mod pubsub;
 
 use std::path::{Path, PathBuf};
@@ -110,6 +111,20 @@ pub fn assert_success(output: &Output, args: &[&str]) {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The body of a plain `GET http://127.0.0.1:PORT/path` (the endpoints under test are local).
+pub fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read the response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {url}: {head}");
+    body.to_string()
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -117,6 +117,23 @@ impl PubsubEmulator {
         .expect("create subscription");
     }
 
+    /// Publishes each body as one message (with the emulator's REST API, not netsentinel's client).
+    pub fn publish(&self, topic: &str, bodies: &[String]) {
+        use base64::Engine;
+        for chunk in bodies.chunks(100) {
+            let messages: Vec<Value> = chunk
+                .iter()
+                .map(|b| json!({ "data": base64::engine::general_purpose::STANDARD.encode(b) }))
+                .collect();
+            self.request(
+                "POST",
+                &format!("/v1/projects/{PROJECT}/topics/{topic}:publish"),
+                Some(json!({ "messages": messages })),
+            )
+            .expect("publish");
+        }
+    }
+
     /// Pulls and acknowledges everything the subscription holds now.
     pub fn pull_all(&self, subscription: &str) -> Vec<Pulled> {
         let path = format!("/v1/projects/{PROJECT}/subscriptions/{subscription}");

@@ -2,8 +2,7 @@
 //! message: the JSON body as data, and alert_id, severity, pipeline and target as attributes
 //! so subscribers can filter and deduplicate without parsing.
 //!
-//! The client does not read `PUBSUB_EMULATOR_HOST`; when it is set we point the publisher at
-//! the emulator with anonymous credentials (without them every call waits for a token).
+//! With `PUBSUB_EMULATOR_HOST` set it publishes to the emulator (see [`crate::pubsub`]).
 
 use std::time::Duration;
 
@@ -15,8 +14,8 @@ use google_cloud_pubsub::retry_policy::RetryableErrors;
 
 use super::{AlertSink, DeliveryResult, Outgoing, SinkContext};
 use crate::alerts::config::PubsubSinkConfig;
+use crate::pubsub;
 
-pub const EMULATOR_HOST_VAR: &str = "PUBSUB_EMULATOR_HOST";
 /// Beyond the client's own retry time limit, before a batch is given up as undelivered.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -40,10 +39,10 @@ impl PubsubSink {
             .map_err(|e| e.to_string())?;
         let mut builder = Publisher::builder(topic.clone())
             .with_retry_policy(RetryableErrors.with_time_limit(config.timeout));
-        if let Some(endpoint) = emulator_endpoint() {
-            builder = builder.with_endpoint(endpoint).with_credentials(
-                google_cloud_auth::credentials::anonymous::Builder::new().build(),
-            );
+        if let Some(endpoint) = pubsub::emulator_endpoint() {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_credentials(pubsub::anonymous_credentials());
         }
         let publisher = builder
             .build()
@@ -103,18 +102,4 @@ impl AlertSink for PubsubSink {
             }
         })
     }
-}
-
-/// `http://HOST:PORT` of the emulator named by `PUBSUB_EMULATOR_HOST`, if set.
-pub fn emulator_endpoint() -> Option<String> {
-    std::env::var(EMULATOR_HOST_VAR)
-        .ok()
-        .filter(|host| !host.trim().is_empty())
-        .map(|host| {
-            if host.starts_with("http://") || host.starts_with("https://") {
-                host
-            } else {
-                format!("http://{host}")
-            }
-        })
 }

@@ -23,7 +23,7 @@ use super::{DryRun, EngineError, JobContext, ResultSet, ScriptOutcome, Warehouse
 use crate::bqml::statement;
 use crate::config::BigQueryTarget;
 use crate::ingest::batch::{EventBatch, LoadOutcome, Reject};
-use crate::ingest::schema;
+use crate::ingest::schema::{self, StorageLayout};
 use crate::relation::{Dataset, TableRef};
 use crate::render::Naming;
 
@@ -102,6 +102,8 @@ pub struct BigQueryWarehouse {
     target: String,
     maximum_bytes_billed: Option<u64>,
     ids: JobIds,
+    /// What the jobs under the current job context added up to.
+    context_outcome: ScriptOutcome,
     emulator: bool,
     datasets_ensured: bool,
 }
@@ -167,6 +169,7 @@ impl BigQueryWarehouse {
             target: target_name.to_string(),
             maximum_bytes_billed: target.maximum_bytes_billed,
             ids: JobIds::new(),
+            context_outcome: ScriptOutcome::default(),
             emulator,
             datasets_ensured: false,
         })
@@ -217,6 +220,7 @@ impl BigQueryWarehouse {
                     .block_on(jobs::run_job(&self.client, &slot, &unit, &settings))?;
             total = add_outcomes(total, done.outcome);
             last_job = Some(done.job_id);
+            self.context_outcome = add_outcomes(self.context_outcome, done.outcome);
         }
         Ok((total, last_job))
     }
@@ -225,14 +229,15 @@ impl BigQueryWarehouse {
         &'a self,
         table: &'a str,
         columns: &'a [(&'a str, &'a str)],
+        layout: StorageLayout,
     ) -> TableSpec<'a> {
         TableSpec {
             project: &self.project,
             dataset: self.dataset(Dataset::Raw),
             table,
             columns,
-            partition_by_day: None,
-            cluster_by: &[],
+            partition_by_day: layout.partition_day,
+            cluster_by: layout.cluster_by,
             staging: false,
         }
     }
@@ -305,7 +310,7 @@ impl BigQueryWarehouse {
     ) -> Result<Vec<insert::RowError>, EngineError> {
         let spec = TableSpec {
             staging: true,
-            ..self.table_spec(stage, columns)
+            ..self.table_spec(stage, columns, StorageLayout::PLAIN)
         };
         self.runtime
             .block_on(insert::create_table(&self.client, &spec))
@@ -450,6 +455,11 @@ impl Warehouse for BigQueryWarehouse {
         }
         for dataset in Dataset::ALL {
             let name = self.dataset(dataset).to_string();
+            // Terraform creates the datasets and the runner's service account may not create
+            // them, so only a missing one is created.
+            if self.get_exists(&format!("projects/{}/datasets/{name}", self.project))? {
+                continue;
+            }
             let body = serde_json::to_value(
                 gcp_bigquery_client::model::dataset::Dataset::new(&self.project, &name)
                     .location(&self.location),
@@ -471,12 +481,16 @@ impl Warehouse for BigQueryWarehouse {
         let events = schema::events_table();
         let rejects = schema::rejects_table();
         let specs = [
-            TableSpec {
-                partition_by_day: Some("startTime"),
-                cluster_by: &["subscriberId"],
-                ..self.table_spec(events.name.as_str(), &schema::EVENT_COLUMNS)
-            },
-            self.table_spec(rejects.name.as_str(), &schema::REJECT_COLUMNS),
+            self.table_spec(
+                events.name.as_str(),
+                &schema::EVENT_COLUMNS,
+                schema::EVENTS_LAYOUT,
+            ),
+            self.table_spec(
+                rejects.name.as_str(),
+                &schema::REJECT_COLUMNS,
+                schema::REJECTS_LAYOUT,
+            ),
         ];
         for spec in &specs {
             self.runtime
@@ -519,6 +533,10 @@ impl Warehouse for BigQueryWarehouse {
         )
     }
 
+    fn context_outcome(&self) -> ScriptOutcome {
+        self.context_outcome
+    }
+
     fn dry_run(&mut self, sql: &str) -> Result<DryRun, EngineError> {
         let settings = self.settings();
         let bytes_processed =
@@ -532,6 +550,7 @@ impl Warehouse for BigQueryWarehouse {
 
     fn set_job_context(&mut self, context: Option<JobContext>) {
         self.ids.set_context(context);
+        self.context_outcome = ScriptOutcome::default();
     }
 
     fn load_events(&mut self, batch: &EventBatch) -> Result<LoadOutcome, EngineError> {

@@ -1,0 +1,365 @@
+//! Continuous ingest (`netsentinel ingest --follow`): NDJSON netlog from standard input,
+//! `POST /v1/events` or a Pub/Sub subscription, committed in micro-batches when enough rows
+//! are waiting or the commit interval has passed.
+//!
+//! Every piece of input arrives as a [`Receipt`] carrying its own acknowledgement, which runs
+//! only once its rows are committed (an HTTP request is answered, a Pub/Sub message acked), so
+//! a crash loses nothing that was acknowledged; input delivered again after a crash is stored
+//! once, because event ids are content hashes. An event whose window has closed (the newest
+//! event seen is past the window's end plus the allowed lateness) is rejected as late: the
+//! window was already scored.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::batch::{EventBatch, LoadOutcome, Reject, StoredEvent};
+use super::parse::{self, Rejection};
+use super::schema;
+use super::IngestError;
+use crate::engine::{Cell, Warehouse};
+use crate::event::NetlogEvent;
+use crate::metrics::{CommittedBatch, Metrics};
+use crate::vars::{VarValue, Vars};
+
+/// What became of a receipt's rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReceiptOutcome {
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+/// Called once the receipt's rows are committed (`Ok`) or could not be (`Err`, with why).
+pub type Acknowledge = Box<dyn FnOnce(Result<ReceiptOutcome, String>) + Send>;
+
+/// A piece of input: one or more NDJSON lines from one source.
+pub struct Receipt {
+    /// Where it came from, as recorded with rejects (`<stdin>`, `http`, `pubsub:<message id>`).
+    pub source: String,
+    /// The line number of the body's first line within the source.
+    pub first_line: u64,
+    pub body: String,
+    pub acknowledge: Acknowledge,
+}
+
+impl Receipt {
+    pub fn unacknowledged(source: &str, first_line: u64, body: String) -> Self {
+        Receipt {
+            source: source.to_string(),
+            first_line,
+            body,
+            acknowledge: Box::new(|_| {}),
+        }
+    }
+}
+
+/// When a window stops accepting events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowClock {
+    pub window: Duration,
+    pub allowed_lateness: Duration,
+}
+
+impl WindowClock {
+    /// The clock the SQL uses: vars `window_seconds` and `allowed_lateness_seconds` (0 when
+    /// not declared); `None` without `window_seconds`.
+    pub fn from_vars(vars: &Vars) -> Option<Self> {
+        let seconds = |name: &str| match vars.get(name) {
+            Some(VarValue::Int(v)) if *v >= 0 => Some(Duration::from_secs(*v as u64)),
+            _ => None,
+        };
+        Some(WindowClock {
+            window: seconds("window_seconds")?,
+            allowed_lateness: seconds("allowed_lateness_seconds").unwrap_or_default(),
+        })
+    }
+
+    /// When the window holding `start` closes.
+    fn closes_at(&self, start: DateTime<Utc>) -> DateTime<Utc> {
+        let window = self.window.as_secs().max(1) as i64;
+        let window_start = start.timestamp().div_euclid(window) * window;
+        DateTime::from_timestamp(window_start + window, 0).unwrap_or(start)
+            + chrono::Duration::from_std(self.allowed_lateness).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowConfig {
+    /// Commit once this many rows wait…
+    pub commit_rows: usize,
+    /// …or this long after the first of them arrived.
+    pub commit_interval: Duration,
+    /// `None`: no lateness check (a project without the window vars).
+    pub clock: Option<WindowClock>,
+}
+
+/// Runs between commits when due: the in-process detection of `--detect-every`.
+pub struct Periodic<'a> {
+    pub every: Duration,
+    pub run: &'a mut dyn FnMut(&mut dyn Warehouse) -> Result<(), String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FollowSummary {
+    pub rows_read: u64,
+    pub late: u64,
+    pub load: LoadOutcome,
+}
+
+/// Ingests receipts until every sender is gone (end of input) or `stop` is set, committing
+/// what it holds before returning.
+pub fn follow(
+    warehouse: &mut dyn Warehouse,
+    receipts: &Receiver<Receipt>,
+    config: &FollowConfig,
+    stop: &AtomicBool,
+    metrics: &Metrics,
+    mut periodic: Option<Periodic<'_>>,
+) -> Result<FollowSummary, IngestError> {
+    warehouse.ensure_datasets()?;
+    let mut pending = Pending {
+        watermark: newest_event(warehouse)?,
+        ..Pending::default()
+    };
+    let mut summary = FollowSummary::default();
+    let mut last_periodic = Instant::now();
+    let mut input_open = true;
+    while input_open && !stop.load(Ordering::SeqCst) {
+        let deadline = pending
+            .since
+            .map_or(config.commit_interval, |since| {
+                config.commit_interval.saturating_sub(since.elapsed())
+            })
+            .min(POLL);
+        match receipts.recv_timeout(deadline) {
+            Ok(receipt) => pending.add(receipt, config.clock),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => input_open = false,
+        }
+        let due = pending.batch.len() >= config.commit_rows
+            || pending.since.is_some_and(|s| s.elapsed() >= config.commit_interval)
+            || !input_open;
+        if due && !pending.receipts.is_empty() {
+            summary += pending.commit(warehouse, metrics)?;
+        }
+        if let Some(periodic) = periodic.as_mut().filter(|p| last_periodic.elapsed() >= p.every) {
+            last_periodic = Instant::now();
+            if let Err(error) = (periodic.run)(warehouse) {
+                tracing::error!(%error, "in-process detection failed; trying again next time");
+            }
+        }
+    }
+    if !pending.receipts.is_empty() {
+        summary += pending.commit(warehouse, metrics)?;
+    }
+    Ok(summary)
+}
+
+/// How long the loop waits for input before looking at the stop flag again.
+const POLL: Duration = Duration::from_millis(100);
+
+impl std::ops::AddAssign for FollowSummary {
+    fn add_assign(&mut self, other: Self) {
+        self.rows_read += other.rows_read;
+        self.late += other.late;
+        self.load += other.load;
+    }
+}
+
+/// Rows received and not committed yet, with the receipts to acknowledge after the commit.
+#[derive(Default)]
+struct Pending {
+    batch: EventBatch,
+    receipts: Vec<(Acknowledge, ReceiptOutcome)>,
+    /// When the oldest uncommitted receipt arrived.
+    since: Option<Instant>,
+    rows_read: u64,
+    late: u64,
+    /// The newest event start committed or pending: the event-time clock windows close by.
+    watermark: Option<DateTime<Utc>>,
+}
+
+impl Pending {
+    fn add(&mut self, receipt: Receipt, clock: Option<WindowClock>) {
+        self.since.get_or_insert_with(Instant::now);
+        let mut outcome = ReceiptOutcome::default();
+        for (offset, line) in receipt.body.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() {
+                continue;
+            }
+            self.rows_read += 1;
+            let line_number = receipt.first_line + offset as u64;
+            match parse::parse_json_line(line).and_then(|e| self.on_time(e, clock)) {
+                Ok(event) => {
+                    outcome.accepted += 1;
+                    self.watermark = self.watermark.max(Some(event.start_time));
+                    self.batch.events.push(StoredEvent {
+                        event_id: parse::event_id(&event),
+                        event,
+                        source: receipt.source.clone(),
+                        line: line_number,
+                    });
+                }
+                Err(rejection) => {
+                    outcome.rejected += 1;
+                    self.batch.rejects.push(Reject {
+                        reject_id: parse::reject_id(&receipt.source, line_number, line),
+                        source: receipt.source.clone(),
+                        line: line_number,
+                        field: rejection.field.map(str::to_string),
+                        reason: rejection.reason,
+                        raw: line.to_string(),
+                    });
+                }
+            }
+        }
+        self.receipts.push((receipt.acknowledge, outcome));
+    }
+
+    fn on_time(
+        &mut self,
+        event: NetlogEvent,
+        clock: Option<WindowClock>,
+    ) -> Result<NetlogEvent, Rejection> {
+        let (Some(clock), Some(watermark)) = (clock, self.watermark) else {
+            return Ok(event);
+        };
+        let closes_at = clock.closes_at(event.start_time);
+        if closes_at > watermark {
+            return Ok(event);
+        }
+        self.late += 1;
+        Err(Rejection::late(format!(
+            "late: its window closed at {} ({} s window, {} s allowed lateness) and events up to {} have arrived",
+            closes_at.to_rfc3339(),
+            clock.window.as_secs(),
+            clock.allowed_lateness.as_secs(),
+            watermark.to_rfc3339()
+        )))
+    }
+
+    /// Commits the batch, then acknowledges its receipts. A failed commit is reported to every
+    /// receipt (their senders may retry) and returned.
+    fn commit(
+        &mut self,
+        warehouse: &mut dyn Warehouse,
+        metrics: &Metrics,
+    ) -> Result<FollowSummary, IngestError> {
+        let batch = std::mem::take(&mut self.batch);
+        let receipts = std::mem::take(&mut self.receipts);
+        self.since = None;
+        let newest_event = batch.events.iter().map(|e| e.event.start_time).max();
+        match warehouse.load_events(&batch) {
+            Ok(load) => {
+                let committed = FollowSummary {
+                    rows_read: std::mem::take(&mut self.rows_read),
+                    late: std::mem::take(&mut self.late),
+                    load,
+                };
+                metrics.batch_committed(
+                    &CommittedBatch {
+                        events: load.events_inserted,
+                        duplicates: load.events_duplicate,
+                        rejects: batch.rejects.len() as u64,
+                        late: committed.late,
+                        newest_event,
+                    },
+                    Utc::now(),
+                );
+                tracing::debug!(events = load.events_inserted, rejects = batch.rejects.len(), "batch committed");
+                for (acknowledge, outcome) in receipts {
+                    acknowledge(Ok(outcome));
+                }
+                Ok(committed)
+            }
+            Err(error) => {
+                let message = format!("the batch could not be committed: {error}");
+                for (acknowledge, _) in receipts {
+                    acknowledge(Err(message.clone()));
+                }
+                Err(error.into())
+            }
+        }
+    }
+}
+
+/// The newest event already stored: windows before it closed while this ingester was away.
+fn newest_event(warehouse: &mut dyn Warehouse) -> Result<Option<DateTime<Utc>>, IngestError> {
+    let events = warehouse.naming().qualify(&schema::events_table());
+    let result = warehouse.query(&format!("SELECT MAX(startTime) FROM {events}"))?;
+    Ok(match result.scalar() {
+        Some(Cell::Timestamp(t)) => Some(*t),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock() -> WindowClock {
+        WindowClock {
+            window: Duration::from_secs(60),
+            allowed_lateness: Duration::from_secs(10),
+        }
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn windows_close_at_their_end_plus_the_allowed_lateness() {
+        assert_eq!(clock().closes_at(at("2026-01-01T00:00:59Z")), at("2026-01-01T00:01:10Z"));
+        assert_eq!(clock().closes_at(at("2026-01-01T00:01:00Z")), at("2026-01-01T00:02:10Z"));
+    }
+
+    fn line(start: &str) -> String {
+        format!(
+            r#"{{"subscriberId":"s1","srcIP":"10.0.0.1","dstIP":"10.1.0.1","srcPort":1,"dstPort":2,"txBytes":3,"rxBytes":4,"startTime":"{start}","endTime":"{start}"}}"#
+        )
+    }
+
+    #[test]
+    fn events_of_closed_windows_are_rejected_as_late_and_counted() {
+        let mut pending = Pending::default();
+        let body = [
+            line("2026-01-01T00:00:30Z"),
+            line("2026-01-01T00:01:09Z"),
+            // The 00:00 window closed at 00:01:10: not late yet at 00:01:09…
+            line("2026-01-01T00:00:40Z"),
+            line("2026-01-01T00:01:10Z"),
+            // …late once an event of 00:01:10 has arrived.
+            line("2026-01-01T00:00:50Z"),
+            "not json".to_string(),
+        ]
+        .join("\n");
+        pending.add(Receipt::unacknowledged("test", 1, body), Some(clock()));
+        assert_eq!(pending.batch.events.len(), 4);
+        assert_eq!(pending.late, 1);
+        let reasons: Vec<(u64, &str)> = pending
+            .batch
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 2);
+        assert_eq!(reasons[0].0, 5);
+        assert!(reasons[0].1.starts_with("late: its window closed at 2026-01-01T00:01:10"), "{reasons:?}");
+        assert_eq!(pending.batch.rejects[0].field.as_deref(), Some("startTime"));
+        assert_eq!(reasons[1].0, 6);
+        assert_eq!(pending.watermark, Some(at("2026-01-01T00:01:10Z")));
+    }
+
+    #[test]
+    fn without_a_clock_nothing_is_late() {
+        let mut pending = Pending::default();
+        let body = [line("2026-01-01T01:00:00Z"), line("2026-01-01T00:00:00Z")].join("\n");
+        pending.add(Receipt::unacknowledged("test", 1, body), None);
+        assert_eq!(pending.batch.events.len(), 2);
+        assert_eq!(pending.late, 0);
+    }
+}

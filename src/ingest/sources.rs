@@ -1,0 +1,95 @@
+//! Where continuous ingest reads from, each on a thread of its own feeding [`Receipt`]s to the
+//! committer: standard input (its end ends the ingest) and a Pub/Sub subscription (each
+//! message acked only after its rows are committed, nacked when they could not be).
+//! `POST /v1/events` is served by [`crate::service`].
+
+use std::io::BufRead;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use google_cloud_pubsub::client::Subscriber;
+
+use super::follow::Receipt;
+use crate::pubsub;
+
+/// Reads NDJSON from standard input until it ends; dropping the sender tells the committer.
+/// Each line is its own receipt, so a slow producer's lines are committed within the commit
+/// interval instead of waiting for a buffer to fill.
+pub fn stdin(receipts: SyncSender<Receipt>) -> JoinHandle<std::io::Result<()>> {
+    std::thread::spawn(move || {
+        for (index, line) in std::io::stdin().lock().lines().enumerate() {
+            let receipt = Receipt::unacknowledged("<stdin>", index as u64 + 1, line?);
+            if receipts.send(receipt).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Pulls `subscription` (`projects/P/subscriptions/S`) until `stop` is set. Messages are
+/// NDJSON; a message is acked once its rows are committed, so one that was received and not
+/// committed before a crash is delivered again (and its events stored once).
+pub fn pubsub(
+    subscription: String,
+    receipts: SyncSender<Receipt>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<Result<(), String>> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the Pub/Sub runtime: {e}"))?;
+        runtime.block_on(pull(subscription, receipts, stop))
+    })
+}
+
+async fn pull(
+    subscription: String,
+    receipts: SyncSender<Receipt>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let mut builder = Subscriber::builder();
+    if let Some(endpoint) = pubsub::emulator_endpoint() {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_credentials(pubsub::anonymous_credentials());
+    }
+    let client = builder
+        .build()
+        .await
+        .map_err(|e| format!("cannot create a Pub/Sub subscriber: {e}"))?;
+    let mut stream = client.subscribe(subscription.clone()).build();
+    tracing::info!(%subscription, "pulling");
+    while !stop.load(Ordering::SeqCst) {
+        let next = tokio::time::timeout(Duration::from_millis(200), stream.next()).await;
+        let (message, handler) = match next {
+            Err(_) => continue,
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(error))) => {
+                return Err(format!("pulling {subscription} failed: {error}"));
+            }
+            Ok(Some(Ok(received))) => received,
+        };
+        let body = String::from_utf8_lossy(&message.data).into_owned();
+        let receipt = Receipt {
+            source: format!("pubsub:{}", message.message_id),
+            first_line: 1,
+            body,
+            acknowledge: Box::new(move |committed| match committed {
+                Ok(_) => handler.ack(),
+                Err(_) => handler.nack(),
+            }),
+        };
+        // The committer may be busy; waiting here (off the async workers' hot path) is the
+        // back-pressure that keeps unacked messages with Pub/Sub instead of in memory.
+        if tokio::task::block_in_place(|| receipts.send(receipt)).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
