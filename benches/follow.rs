@@ -116,9 +116,15 @@ fn sustained_rate(project: &Path, rate: u32, seconds: i64) {
     let events = lines.len() as f64;
     println!("sustained_events={}", lines.len());
     println!("netsentinel_follow_stdin_seconds={ours:.2}");
-    println!("netsentinel_follow_stdin_events_per_second={:.0}", events / ours);
+    println!(
+        "netsentinel_follow_stdin_events_per_second={:.0}",
+        events / ours
+    );
     println!("peer_duckdb_read_json_seconds={peer:.2}");
-    println!("peer_duckdb_read_json_events_per_second={:.0}", events / peer);
+    println!(
+        "peer_duckdb_read_json_events_per_second={:.0}",
+        events / peer
+    );
     let _ = std::fs::remove_file(&warehouse);
 }
 
@@ -126,7 +132,11 @@ fn event_to_alert_latency(project: &Path, rate: u32, seconds: i64) {
     // A model of normal traffic first (the generator injects its anomalies at its usual rate).
     let training = project.join("training.jsonl");
     let start = Utc::now() - chrono::Duration::minutes(20);
-    std::fs::write(&training, traffic(rate / 10, 600, start, 2).join("\n") + "\n").expect("write");
+    std::fs::write(
+        &training,
+        traffic(rate / 10, 600, start, 2).join("\n") + "\n",
+    )
+    .expect("write");
     run(project, &["ingest", training.to_str().unwrap()]);
     run(project, &["run", "train"]);
 
@@ -155,7 +165,11 @@ fn event_to_alert_latency(project: &Path, rate: u32, seconds: i64) {
     let events_url = stdout
         .lines()
         .map_while(Result::ok)
-        .find_map(|l| l.split_whitespace().find(|w| w.ends_with("/v1/events")).map(str::to_string))
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.ends_with("/v1/events"))
+                .map(str::to_string)
+        })
         .expect("the ingester's address");
 
     let alerts_seen: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
@@ -183,7 +197,10 @@ fn event_to_alert_latency(project: &Path, rate: u32, seconds: i64) {
         .collect();
     latencies.sort_by(f64::total_cmp);
     let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-    println!("live_events={} rate={rate}/s seconds={seconds}", lines.len());
+    println!(
+        "live_events={} rate={rate}/s seconds={seconds}",
+        lines.len()
+    );
     println!("alerts={}", latencies.len());
     assert!(!latencies.is_empty(), "no alert was raised");
     println!("event_to_alert_p50_seconds={:.3}", percentile(0.50));
@@ -207,7 +224,11 @@ fn replay(url: &str, lines: &[String]) -> HashMap<String, Instant> {
     let mut slice_due: Option<DateTime<Utc>> = None;
     for line in lines {
         let flow: serde_json::Value = serde_json::from_str(line).expect("JSON");
-        let start: DateTime<Utc> = flow["startTime"].as_str().expect("startTime").parse().expect("time");
+        let start: DateTime<Utc> = flow["startTime"]
+            .as_str()
+            .expect("startTime")
+            .parse()
+            .expect("time");
         if slice_due.is_some_and(|due| start >= due) {
             send(&runtime, &client, url, &slice, &mut pending);
             let now = Instant::now();
@@ -232,7 +253,10 @@ fn replay(url: &str, lines: &[String]) -> HashMap<String, Instant> {
         last_sent.insert(key, now);
     }
     for answer in runtime.block_on(futures::future::join_all(pending)) {
-        assert!(answer.is_ok_and(|r| r.status().is_success()), "a POST failed");
+        assert!(
+            answer.is_ok_and(|r| r.status().is_success()),
+            "a POST failed"
+        );
     }
     last_sent
 }
@@ -247,21 +271,40 @@ fn send(
     if slice.is_empty() {
         return;
     }
-    let body = slice.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n");
+    let body = slice
+        .iter()
+        .map(|l| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     let request = client.post(url).body(body).send();
     pending.push(runtime.spawn(request));
 }
 
 /// subscriber | /22 | window start second: how alerts name a window.
 fn window_key(flow: &serde_json::Value) -> String {
-    let ip: Ipv4Addr = flow["dstIP"].as_str().and_then(|s| s.parse().ok()).unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let ip: Ipv4Addr = flow["dstIP"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
     let subnet = Ipv4Addr::from(u32::from(ip) & !0x3ff);
-    let start: DateTime<Utc> = flow["startTime"].as_str().unwrap_or_default().parse().unwrap_or_default();
-    format!("{}|{subnet}|{}", flow["subscriberId"].as_str().unwrap_or_default(), start.timestamp())
+    let start: DateTime<Utc> = flow["startTime"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or_default();
+    format!(
+        "{}|{subnet}|{}",
+        flow["subscriberId"].as_str().unwrap_or_default(),
+        start.timestamp()
+    )
 }
 
 /// Records each alert line as it appears in the alerts file.
-fn tail(file: &Path, seen: &Mutex<Vec<(String, Instant)>>, watching: &std::sync::atomic::AtomicBool) {
+fn tail(
+    file: &Path,
+    seen: &Mutex<Vec<(String, Instant)>>,
+    watching: &std::sync::atomic::AtomicBool,
+) {
     let mut offset = 0usize;
     while watching.load(std::sync::atomic::Ordering::SeqCst) {
         let text = std::fs::read_to_string(file).unwrap_or_default();
@@ -272,7 +315,11 @@ fn tail(file: &Path, seen: &Mutex<Vec<(String, Instant)>>, watching: &std::sync:
             let Ok(alert) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
-            let start: DateTime<Utc> = alert["window_start"].as_str().unwrap_or_default().parse().unwrap_or_default();
+            let start: DateTime<Utc> = alert["window_start"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .unwrap_or_default();
             let key = format!(
                 "{}|{}|{}",
                 alert["subscriber"].as_str().unwrap_or_default(),

@@ -2,31 +2,30 @@
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
 use netsentinel::compile;
 use netsentinel::config::TargetConfig;
-use netsentinel::metrics::Metrics;
-use netsentinel::schedule::Scheduler;
-use netsentinel::ingest::follow::{self, FollowConfig, Periodic, WindowClock};
-use netsentinel::ingest::sources;
-use netsentinel::service::{EventsRoute, Service, ServiceOptions};
 use netsentinel::demo::{self, DemoSummary};
 use netsentinel::deploy::{self, RequiredEnv};
 use netsentinel::engine::{self, Warehouse};
 use netsentinel::generate::{self, GeneratorConfig, StopAt};
+use netsentinel::ingest::follow::{self, FollowConfig, Periodic, WindowClock};
+use netsentinel::ingest::sources;
 use netsentinel::ingest::{self, Format, IngestSummary};
+use netsentinel::metrics::Metrics;
 use netsentinel::output::{self, OutputFormat};
 use netsentinel::plan::{self, Bytes, PlanReport};
 use netsentinel::project::Project;
 use netsentinel::render::Naming;
 use netsentinel::runner::{RunReport, Runner, StepOutcome};
+use netsentinel::schedule::Scheduler;
+use netsentinel::service::{EventsRoute, Service, ServiceOptions};
 use netsentinel::sqltest;
 use netsentinel::vars::Vars;
 
@@ -526,7 +525,9 @@ fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
     let stdin = match args.files.as_slice() {
         [] => false,
         [only] if only == "-" => true,
-        _ => bail!("--follow reads standard input (-), --http and --subscription; to load files, drop --follow"),
+        _ => bail!(
+            "--follow reads standard input (-), --http and --subscription; to load files, drop --follow"
+        ),
     };
     let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -534,7 +535,9 @@ fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
     let events = follow_args.http.then(|| EventsRoute {
         receipts: receipts.clone(),
         max_body_bytes: follow_args.max_body_bytes,
-        token: std::env::var(INGEST_TOKEN_VAR).ok().filter(|t| !t.is_empty()),
+        token: std::env::var(INGEST_TOKEN_VAR)
+            .ok()
+            .filter(|t| !t.is_empty()),
         token_env: INGEST_TOKEN_VAR.to_string(),
     });
     let service = Service::start(ServiceOptions {
@@ -570,16 +573,16 @@ fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
         stop: Some(&*stop),
         ..session.runner()
     };
-    let mut detect = |warehouse: &mut dyn Warehouse| {
-        match runner.run_pipeline(warehouse, &follow_args.detect_pipeline) {
-            Ok(report) => {
-                metrics.run_succeeded(&report, Utc::now());
-                Ok(())
-            }
-            Err(error) => {
-                metrics.run_failed(&follow_args.detect_pipeline);
-                Err(error.to_string())
-            }
+    let mut detect = |warehouse: &mut dyn Warehouse| match runner
+        .run_pipeline(warehouse, &follow_args.detect_pipeline)
+    {
+        Ok(report) => {
+            metrics.run_succeeded(&report, Utc::now());
+            Ok(())
+        }
+        Err(error) => {
+            metrics.run_failed(&follow_args.detect_pipeline);
+            Err(error.to_string())
         }
     };
     let periodic = follow_args.detect_every.map(|every| Periodic {
@@ -596,6 +599,8 @@ fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
         periodic,
     )?;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Receipts still queued are dropped, which nacks their messages for redelivery.
+    drop(received);
     if let Some(puller) = puller {
         match puller.join() {
             Ok(Err(error)) => bail!(error),

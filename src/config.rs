@@ -9,8 +9,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer};
 
 use crate::alerts::config::AlertsConfig;
-use crate::schedule::config::SchedulerConfig;
 use crate::relation::{Dataset, Identifier};
+use crate::schedule::config::SchedulerConfig;
 use crate::vars::{VarType, VarValue, Vars};
 
 pub const CONFIG_FILE: &str = "pipelines.yaml";

@@ -79,7 +79,12 @@ impl Metrics {
     }
 
     pub fn ticks_skipped(&self, pipeline: &str, ticks: u64) {
-        self.with(|s| s.pipelines.entry(pipeline.to_string()).or_default().skipped_ticks += ticks);
+        self.with(|s| {
+            s.pipelines
+                .entry(pipeline.to_string())
+                .or_default()
+                .skipped_ticks += ticks
+        });
     }
 
     /// Makes a pipeline appear in `/metrics` before its first run.
@@ -110,7 +115,11 @@ impl Metrics {
 fn render(state: &State) -> String {
     let mut out = String::new();
     let pipelines: Vec<(&String, &PipelineCounts)> = state.pipelines.iter().collect();
-    let per_pipeline = |out: &mut String, name: &str, kind: &str, help: &str, value: &dyn Fn(&PipelineCounts) -> Option<f64>| {
+    let per_pipeline = |out: &mut String,
+                        name: &str,
+                        kind: &str,
+                        help: &str,
+                        value: &dyn Fn(&PipelineCounts) -> Option<f64>| {
         header(out, name, kind, help);
         for (pipeline, counts) in &pipelines {
             if let Some(v) = value(counts) {
@@ -118,9 +127,27 @@ fn render(state: &State) -> String {
             }
         }
     };
-    per_pipeline(&mut out, "netsentinel_pipeline_runs_total", "counter", "Pipeline runs started by this process.", &|c| Some(c.runs as f64));
-    per_pipeline(&mut out, "netsentinel_pipeline_failures_total", "counter", "Pipeline runs that failed.", &|c| Some(c.failures as f64));
-    per_pipeline(&mut out, "netsentinel_pipeline_skipped_ticks_total", "counter", "Schedule ticks skipped because the pipeline's previous run was still going.", &|c| Some(c.skipped_ticks as f64));
+    per_pipeline(
+        &mut out,
+        "netsentinel_pipeline_runs_total",
+        "counter",
+        "Pipeline runs started by this process.",
+        &|c| Some(c.runs as f64),
+    );
+    per_pipeline(
+        &mut out,
+        "netsentinel_pipeline_failures_total",
+        "counter",
+        "Pipeline runs that failed.",
+        &|c| Some(c.failures as f64),
+    );
+    per_pipeline(
+        &mut out,
+        "netsentinel_pipeline_skipped_ticks_total",
+        "counter",
+        "Schedule ticks skipped because the pipeline's previous run was still going.",
+        &|c| Some(c.skipped_ticks as f64),
+    );
     per_pipeline(
         &mut out,
         "netsentinel_pipeline_last_success_timestamp_seconds",
@@ -129,15 +156,45 @@ fn render(state: &State) -> String {
         &|c| c.last_success.map(|t| t.timestamp_millis() as f64 / 1000.0),
     );
     let ingest = &state.ingest;
-    counter(&mut out, "netsentinel_ingest_events_total", "Events committed to raw.netlog_events.", ingest.events);
-    counter(&mut out, "netsentinel_ingest_duplicates_total", "Events received again and not stored twice.", ingest.duplicates);
-    counter(&mut out, "netsentinel_ingest_rejects_total", "Rows sent to raw.netlog_rejects (late events included).", ingest.rejects);
-    counter(&mut out, "netsentinel_ingest_late_events_total", "Events whose window had closed before they arrived.", ingest.late);
+    counter(
+        &mut out,
+        "netsentinel_ingest_events_total",
+        "Events committed to raw.netlog_events.",
+        ingest.events,
+    );
+    counter(
+        &mut out,
+        "netsentinel_ingest_duplicates_total",
+        "Events received again and not stored twice.",
+        ingest.duplicates,
+    );
+    counter(
+        &mut out,
+        "netsentinel_ingest_rejects_total",
+        "Rows sent to raw.netlog_rejects (late events included).",
+        ingest.rejects,
+    );
+    counter(
+        &mut out,
+        "netsentinel_ingest_late_events_total",
+        "Events whose window had closed before they arrived.",
+        ingest.late,
+    );
     if let Some(lag) = ingest.lag_seconds {
-        header(&mut out, "netsentinel_ingest_lag_seconds", "gauge", "Age of the newest event at the last commit.");
+        header(
+            &mut out,
+            "netsentinel_ingest_lag_seconds",
+            "gauge",
+            "Age of the newest event at the last commit.",
+        );
         let _ = writeln!(out, "netsentinel_ingest_lag_seconds {lag}");
     }
-    counter(&mut out, "netsentinel_alerts_sent_total", "Alert deliveries completed, over all sinks.", state.alerts_sent);
+    counter(
+        &mut out,
+        "netsentinel_alerts_sent_total",
+        "Alert deliveries completed, over all sinks.",
+        state.alerts_sent,
+    );
     out
 }
 
@@ -179,15 +236,42 @@ mod tests {
             "2026-01-01T00:00:01.5Z".parse().unwrap(),
         );
         let text = metrics.render();
-        assert!(text.contains("# TYPE netsentinel_pipeline_runs_total counter\n"), "{text}");
-        assert!(text.contains("netsentinel_pipeline_runs_total{pipeline=\"detect\"} 1\n"), "{text}");
-        assert!(text.contains("netsentinel_pipeline_runs_total{pipeline=\"train\"} 0\n"), "{text}");
-        assert!(text.contains("netsentinel_pipeline_failures_total{pipeline=\"detect\"} 1\n"), "{text}");
-        assert!(text.contains("netsentinel_pipeline_skipped_ticks_total{pipeline=\"detect\"} 2\n"), "{text}");
-        assert!(!text.contains("last_success_timestamp_seconds{"), "no success yet: {text}");
-        assert!(text.contains("netsentinel_ingest_events_total 10\n"), "{text}");
-        assert!(text.contains("netsentinel_ingest_late_events_total 2\n"), "{text}");
-        assert!(text.contains("netsentinel_ingest_lag_seconds 1.5\n"), "{text}");
+        assert!(
+            text.contains("# TYPE netsentinel_pipeline_runs_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netsentinel_pipeline_runs_total{pipeline=\"detect\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netsentinel_pipeline_runs_total{pipeline=\"train\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netsentinel_pipeline_failures_total{pipeline=\"detect\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netsentinel_pipeline_skipped_ticks_total{pipeline=\"detect\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("last_success_timestamp_seconds{"),
+            "no success yet: {text}"
+        );
+        assert!(
+            text.contains("netsentinel_ingest_events_total 10\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netsentinel_ingest_late_events_total 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netsentinel_ingest_lag_seconds 1.5\n"),
+            "{text}"
+        );
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "sample value: {line}");

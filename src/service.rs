@@ -8,13 +8,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use std::sync::mpsc::{SyncSender, TrySendError};
 
 use tokio::sync::oneshot;
 
@@ -240,13 +240,23 @@ async fn post_events(State(state): State<AppState>, headers: HeaderMap, body: St
                 .into_response();
         }
         Err(TrySendError::Disconnected(_)) => {
-            return (StatusCode::SERVICE_UNAVAILABLE, "the ingester has stopped\n").into_response();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the ingester has stopped\n",
+            )
+                .into_response();
         }
     }
     match outcome.await {
         Ok(Ok(outcome)) => axum::Json(outcome).into_response(),
-        Ok(Err(message)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n")).into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the ingester has stopped\n").into_response(),
+        Ok(Err(message)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n")).into_response()
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the ingester has stopped\n",
+        )
+            .into_response(),
     }
 }
 
@@ -301,6 +311,9 @@ mod tests {
         })
         .err()
         .expect("refused");
-        assert!(error.to_string().contains("NETSENTINEL_INGEST_TOKEN"), "{error}");
+        assert!(
+            error.to_string().contains("NETSENTINEL_INGEST_TOKEN"),
+            "{error}"
+        );
     }
 }

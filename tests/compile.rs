@@ -24,9 +24,10 @@ fn compile_writes_each_step_for_local_and_bigquery() {
     );
     let incremental = local("features/netlog_windows.incremental.sql");
     assert!(
-        incremental
-            .contains("WHERE startTime >= (SELECT MAX(window_start) FROM features.netlog_windows)"),
-        "{incremental}"
+        incremental.contains(
+            "UNIX_SECONDS(COALESCE((SELECT MAX(window_start) FROM features.netlog_windows), TIMESTAMP '1970-01-01 00:00:00')) - 5"
+        ),
+        "this_max() is a subquery locally and the lateness var a literal: {incremental}"
     );
     assert!(
         incremental.contains("DELETE FROM features.netlog_windows AS t WHERE EXISTS"),

@@ -26,18 +26,34 @@ fn a_one_second_schedule_runs_repeatedly_and_never_overlaps_a_slow_step() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let metrics = loop {
         let metrics = common::http_get(&metrics_url);
-        if sample(&metrics, "netsentinel_pipeline_runs_total{pipeline=\"slow\"}") >= 3.0 {
+        let runs = "netsentinel_pipeline_runs_total{pipeline=\"slow\"}";
+        // The series appears once the scheduler has set the pipeline up.
+        if metrics.contains(runs) && sample(&metrics, runs) >= 3.0 {
             break metrics;
         }
-        assert!(Instant::now() < deadline, "fewer than 3 runs in 120 s:\n{metrics}");
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 3 runs in 120 s:\n{metrics}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert_eq!(sample(&metrics, "netsentinel_pipeline_failures_total{pipeline=\"slow\"}"), 0.0);
+    assert_eq!(
+        sample(
+            &metrics,
+            "netsentinel_pipeline_failures_total{pipeline=\"slow\"}"
+        ),
+        0.0
+    );
     assert!(
-        sample(&metrics, "netsentinel_pipeline_skipped_ticks_total{pipeline=\"slow\"}") >= 2.0,
+        sample(
+            &metrics,
+            "netsentinel_pipeline_skipped_ticks_total{pipeline=\"slow\"}"
+        ) >= 2.0,
         "a step longer than a tick makes the scheduler skip ticks:\n{metrics}"
     );
-    assert!(metrics.contains("netsentinel_pipeline_last_success_timestamp_seconds{pipeline=\"slow\"}"));
+    assert!(
+        metrics.contains("netsentinel_pipeline_last_success_timestamp_seconds{pipeline=\"slow\"}")
+    );
     assert!(scheduler.terminate().success());
 
     let runs = project.query_csv(
@@ -47,7 +63,8 @@ fn a_one_second_schedule_runs_repeatedly_and_never_overlaps_a_slow_step() {
         .iter()
         .filter_map(|row| {
             let fields: Vec<&str> = row.split(',').collect();
-            (fields[0] == "success").then(|| (fields[1].parse().unwrap(), fields[2].parse().unwrap()))
+            (fields[0] == "success")
+                .then(|| (fields[1].parse().unwrap(), fields[2].parse().unwrap()))
         })
         .collect();
     assert!(successes.len() >= 3, "{runs:?}");
@@ -71,16 +88,25 @@ fn sigterm_during_a_run_finishes_the_step_exits_zero_and_the_run_resumes() {
     let steps = project.query_csv(&format!(
         "SELECT step, status FROM ops.step_runs WHERE run_id = '{run_id}' ORDER BY started_at"
     ));
-    assert_eq!(steps, ["features/slow,success"], "the step under way finished; the next did not start");
+    assert_eq!(
+        steps,
+        ["features/slow,success"],
+        "the step under way finished; the next did not start"
+    );
 
     let resumed = project.run_ok(&["run", "slow"]);
     assert!(resumed.contains(run_id), "{resumed}");
     let steps = project.query_csv(&format!(
         "SELECT step, status FROM ops.step_runs WHERE run_id = '{run_id}' ORDER BY started_at"
     ));
-    assert_eq!(steps, ["features/slow,success", "features/after_slow,success"]);
     assert_eq!(
-        project.query_csv(&format!("SELECT status FROM ops.runs WHERE run_id = '{run_id}'")),
+        steps,
+        ["features/slow,success", "features/after_slow,success"]
+    );
+    assert_eq!(
+        project.query_csv(&format!(
+            "SELECT status FROM ops.runs WHERE run_id = '{run_id}'"
+        )),
         ["success"]
     );
 }
@@ -91,12 +117,22 @@ fn a_second_scheduler_on_the_same_warehouse_refuses_to_start() {
     let (mut first, _) = schedule(&project, &["yearly"]);
     first.wait_for_log("scheduler lease taken", Duration::from_secs(30));
 
-    let mut second = Daemon::spawn(&project, &["schedule", "--listen", "127.0.0.1:0", "yearly"], &[]);
+    let mut second = Daemon::spawn(
+        &project,
+        &["schedule", "--listen", "127.0.0.1:0", "yearly"],
+        &[],
+    );
     let status = second.wait(Duration::from_secs(60));
     let stderr = second.log_after_exit();
     assert!(!status.success());
-    assert!(stderr.contains("another scheduler already runs on this warehouse"), "{stderr}");
-    assert!(stderr.contains(&format!("pid {}", first.child.id())), "{stderr}");
+    assert!(
+        stderr.contains("another scheduler already runs on this warehouse"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", first.child.id())),
+        "{stderr}"
+    );
 
     assert!(first.terminate().success());
     // The lease went with the first scheduler: a new one starts.
@@ -118,7 +154,9 @@ fn a_tick_missed_during_downtime_runs_once_at_start() {
     scheduler.wait_for_log("scheduled run finished", Duration::from_secs(60));
     assert!(scheduler.terminate().success());
     assert_eq!(
-        project.query_csv("SELECT COUNT(*) FROM ops.runs WHERE pipeline = 'yearly' AND status = 'success'"),
+        project.query_csv(
+            "SELECT COUNT(*) FROM ops.runs WHERE pipeline = 'yearly' AND status = 'success'"
+        ),
         ["2"]
     );
 }

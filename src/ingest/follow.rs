@@ -9,20 +9,21 @@
 //! event seen is past the window's end plus the allowed lateness) is rejected as late: the
 //! window was already scored.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::IngestError;
 use super::batch::{EventBatch, LoadOutcome, Reject, StoredEvent};
 use super::parse::{self, Rejection};
 use super::schema;
-use super::IngestError;
 use crate::engine::{Cell, Warehouse};
 use crate::event::NetlogEvent;
 use crate::metrics::{CommittedBatch, Metrics};
-use crate::vars::{VarValue, Vars};
+use crate::vars::{VarValue, Vars, quote_string};
 
 /// What became of a receipt's rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -139,12 +140,17 @@ pub fn follow(
             Err(RecvTimeoutError::Disconnected) => input_open = false,
         }
         let due = pending.batch.len() >= config.commit_rows
-            || pending.since.is_some_and(|s| s.elapsed() >= config.commit_interval)
+            || pending
+                .since
+                .is_some_and(|s| s.elapsed() >= config.commit_interval)
             || !input_open;
         if due && !pending.receipts.is_empty() {
             summary += pending.commit(warehouse, metrics)?;
         }
-        if let Some(periodic) = periodic.as_mut().filter(|p| last_periodic.elapsed() >= p.every) {
+        if let Some(periodic) = periodic
+            .as_mut()
+            .filter(|p| last_periodic.elapsed() >= p.every)
+        {
             last_periodic = Instant::now();
             if let Err(error) = (periodic.run)(warehouse) {
                 tracing::error!(%error, "in-process detection failed; trying again next time");
@@ -173,10 +179,12 @@ impl std::ops::AddAssign for FollowSummary {
 struct Pending {
     batch: EventBatch,
     receipts: Vec<(Acknowledge, ReceiptOutcome)>,
+    /// Events of closed windows: rejects as late, unless already stored (input replayed after
+    /// a restart), which the commit finds out. With the receipt they came in.
+    late: Vec<(usize, StoredEvent, Reject)>,
     /// When the oldest uncommitted receipt arrived.
     since: Option<Instant>,
     rows_read: u64,
-    late: u64,
     /// The newest event start committed or pending: the event-time clock windows close by.
     watermark: Option<DateTime<Utc>>,
 }
@@ -184,6 +192,7 @@ struct Pending {
 impl Pending {
     fn add(&mut self, receipt: Receipt, clock: Option<WindowClock>) {
         self.since.get_or_insert_with(Instant::now);
+        let receipt_index = self.receipts.len();
         let mut outcome = ReceiptOutcome::default();
         for (offset, line) in receipt.body.lines().enumerate() {
             let line = line.trim_end_matches('\r');
@@ -192,53 +201,84 @@ impl Pending {
             }
             self.rows_read += 1;
             let line_number = receipt.first_line + offset as u64;
-            match parse::parse_json_line(line).and_then(|e| self.on_time(e, clock)) {
-                Ok(event) => {
-                    outcome.accepted += 1;
-                    self.watermark = self.watermark.max(Some(event.start_time));
-                    self.batch.events.push(StoredEvent {
-                        event_id: parse::event_id(&event),
-                        event,
-                        source: receipt.source.clone(),
-                        line: line_number,
-                    });
-                }
+            let reject = |rejection: Rejection| Reject {
+                reject_id: parse::reject_id(&receipt.source, line_number, line),
+                source: receipt.source.clone(),
+                line: line_number,
+                field: rejection.field.map(str::to_string),
+                reason: rejection.reason,
+                raw: line.to_string(),
+            };
+            let event = match parse::parse_json_line(line) {
+                Ok(event) => event,
                 Err(rejection) => {
                     outcome.rejected += 1;
-                    self.batch.rejects.push(Reject {
-                        reject_id: parse::reject_id(&receipt.source, line_number, line),
-                        source: receipt.source.clone(),
-                        line: line_number,
-                        field: rejection.field.map(str::to_string),
-                        reason: rejection.reason,
-                        raw: line.to_string(),
-                    });
+                    self.batch.rejects.push(reject(rejection));
+                    continue;
+                }
+            };
+            let lateness = self.lateness(&event, clock);
+            let stored = StoredEvent {
+                event_id: parse::event_id(&event),
+                event,
+                source: receipt.source.clone(),
+                line: line_number,
+            };
+            match lateness {
+                None => {
+                    outcome.accepted += 1;
+                    self.watermark = self.watermark.max(Some(stored.event.start_time));
+                    self.batch.events.push(stored);
+                }
+                Some(rejection) => {
+                    outcome.rejected += 1;
+                    self.late.push((receipt_index, stored, reject(rejection)));
                 }
             }
         }
         self.receipts.push((receipt.acknowledge, outcome));
     }
 
-    fn on_time(
-        &mut self,
-        event: NetlogEvent,
-        clock: Option<WindowClock>,
-    ) -> Result<NetlogEvent, Rejection> {
+    /// Why the event is late, if its window has closed.
+    fn lateness(&self, event: &NetlogEvent, clock: Option<WindowClock>) -> Option<Rejection> {
         let (Some(clock), Some(watermark)) = (clock, self.watermark) else {
-            return Ok(event);
+            return None;
         };
         let closes_at = clock.closes_at(event.start_time);
-        if closes_at > watermark {
-            return Ok(event);
+        (closes_at <= watermark).then(|| {
+            Rejection::late(format!(
+                "late: its window closed at {} ({} s window, {} s allowed lateness) and events up to {} have arrived",
+                closes_at.to_rfc3339(),
+                clock.window.as_secs(),
+                clock.allowed_lateness.as_secs(),
+                watermark.to_rfc3339()
+            ))
+        })
+    }
+
+    /// Sorts the late events: already stored ones are duplicates (and count as accepted in
+    /// their receipt's answer), the others rejects. Returns how many were really late.
+    fn settle_late(&mut self, warehouse: &mut dyn Warehouse) -> Result<u64, IngestError> {
+        let late = std::mem::take(&mut self.late);
+        if late.is_empty() {
+            return Ok(0);
         }
-        self.late += 1;
-        Err(Rejection::late(format!(
-            "late: its window closed at {} ({} s window, {} s allowed lateness) and events up to {} have arrived",
-            closes_at.to_rfc3339(),
-            clock.window.as_secs(),
-            clock.allowed_lateness.as_secs(),
-            watermark.to_rfc3339()
-        )))
+        let mut stored = stored_ids(warehouse, late.iter().map(|(_, event, _)| event))?;
+        // Delivered twice within this batch (a redelivered message) counts as stored too.
+        stored.extend(self.batch.events.iter().map(|e| e.event_id.clone()));
+        let mut really_late = 0;
+        for (receipt, event, reject) in late {
+            if stored.contains(&event.event_id) {
+                let outcome = &mut self.receipts[receipt].1;
+                outcome.rejected -= 1;
+                outcome.accepted += 1;
+                self.batch.events.push(event);
+            } else {
+                really_late += 1;
+                self.batch.rejects.push(reject);
+            }
+        }
+        Ok(really_late)
     }
 
     /// Commits the batch, then acknowledges its receipts. A failed commit is reported to every
@@ -248,6 +288,7 @@ impl Pending {
         warehouse: &mut dyn Warehouse,
         metrics: &Metrics,
     ) -> Result<FollowSummary, IngestError> {
+        let late = self.settle_late(warehouse)?;
         let batch = std::mem::take(&mut self.batch);
         let receipts = std::mem::take(&mut self.receipts);
         self.since = None;
@@ -256,7 +297,7 @@ impl Pending {
             Ok(load) => {
                 let committed = FollowSummary {
                     rows_read: std::mem::take(&mut self.rows_read),
-                    late: std::mem::take(&mut self.late),
+                    late,
                     load,
                 };
                 metrics.batch_committed(
@@ -269,7 +310,11 @@ impl Pending {
                     },
                     Utc::now(),
                 );
-                tracing::debug!(events = load.events_inserted, rejects = batch.rejects.len(), "batch committed");
+                tracing::debug!(
+                    events = load.events_inserted,
+                    rejects = batch.rejects.len(),
+                    "batch committed"
+                );
                 for (acknowledge, outcome) in receipts {
                     acknowledge(Ok(outcome));
                 }
@@ -286,6 +331,41 @@ impl Pending {
     }
 }
 
+/// Which of `events` are stored already (looked up within their time range, which prunes).
+fn stored_ids<'e>(
+    warehouse: &mut dyn Warehouse,
+    events: impl Iterator<Item = &'e StoredEvent>,
+) -> Result<HashSet<String>, IngestError> {
+    let events: Vec<&StoredEvent> = events.collect();
+    let table = warehouse.naming().qualify(&schema::events_table());
+    let mut stored = HashSet::new();
+    for chunk in events.chunks(ID_LOOKUP_CHUNK) {
+        let ids: Vec<String> = chunk.iter().map(|e| quote_string(&e.event_id)).collect();
+        let starts = chunk.iter().map(|e| e.event.start_time);
+        let (Some(first), Some(last)) = (starts.clone().min(), starts.max()) else {
+            continue;
+        };
+        let found = warehouse.query(&format!(
+            "SELECT event_id FROM {table} WHERE startTime BETWEEN {} AND {} AND event_id IN ({})",
+            Cell::Timestamp(first).to_sql_literal(),
+            Cell::Timestamp(last).to_sql_literal(),
+            ids.join(", ")
+        ))?;
+        stored.extend(
+            found
+                .rows
+                .into_iter()
+                .filter_map(|row| match row.into_iter().next() {
+                    Some(Cell::Text(id)) => Some(id),
+                    _ => None,
+                }),
+        );
+    }
+    Ok(stored)
+}
+
+const ID_LOOKUP_CHUNK: usize = 1000;
+
 /// The newest event already stored: windows before it closed while this ingester was away.
 fn newest_event(warehouse: &mut dyn Warehouse) -> Result<Option<DateTime<Utc>>, IngestError> {
     let events = warehouse.naming().qualify(&schema::events_table());
@@ -298,7 +378,10 @@ fn newest_event(warehouse: &mut dyn Warehouse) -> Result<Option<DateTime<Utc>>, 
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+    use crate::engine::duckdb::DuckDbWarehouse;
 
     fn clock() -> WindowClock {
         WindowClock {
@@ -313,8 +396,14 @@ mod tests {
 
     #[test]
     fn windows_close_at_their_end_plus_the_allowed_lateness() {
-        assert_eq!(clock().closes_at(at("2026-01-01T00:00:59Z")), at("2026-01-01T00:01:10Z"));
-        assert_eq!(clock().closes_at(at("2026-01-01T00:01:00Z")), at("2026-01-01T00:02:10Z"));
+        assert_eq!(
+            clock().closes_at(at("2026-01-01T00:00:59Z")),
+            at("2026-01-01T00:01:10Z")
+        );
+        assert_eq!(
+            clock().closes_at(at("2026-01-01T00:01:00Z")),
+            at("2026-01-01T00:02:10Z")
+        );
     }
 
     fn line(start: &str) -> String {
@@ -324,34 +413,65 @@ mod tests {
     }
 
     #[test]
-    fn events_of_closed_windows_are_rejected_as_late_and_counted() {
+    fn events_of_closed_windows_are_late_unless_already_stored() {
+        let mut warehouse = DuckDbWarehouse::open_in_memory().unwrap();
+        warehouse.ensure_datasets().unwrap();
         let mut pending = Pending::default();
+        let stored_before = line("2026-01-01T00:00:20Z");
+        pending.add(
+            Receipt::unacknowledged("test", 1, stored_before.clone()),
+            None,
+        );
+        pending.commit(&mut warehouse, &Metrics::default()).unwrap();
+
         let body = [
             line("2026-01-01T00:00:30Z"),
             line("2026-01-01T00:01:09Z"),
             // The 00:00 window closed at 00:01:10: not late yet at 00:01:09…
             line("2026-01-01T00:00:40Z"),
             line("2026-01-01T00:01:10Z"),
-            // …late once an event of 00:01:10 has arrived.
+            // …late once an event of 00:01:10 has arrived; a replay of a stored one is not.
             line("2026-01-01T00:00:50Z"),
+            stored_before,
             "not json".to_string(),
         ]
         .join("\n");
-        pending.add(Receipt::unacknowledged("test", 1, body), Some(clock()));
-        assert_eq!(pending.batch.events.len(), 4);
-        assert_eq!(pending.late, 1);
-        let reasons: Vec<(u64, &str)> = pending
-            .batch
-            .rejects
-            .iter()
-            .map(|r| (r.line, r.reason.as_str()))
-            .collect();
-        assert_eq!(reasons.len(), 2);
-        assert_eq!(reasons[0].0, 5);
-        assert!(reasons[0].1.starts_with("late: its window closed at 2026-01-01T00:01:10"), "{reasons:?}");
-        assert_eq!(pending.batch.rejects[0].field.as_deref(), Some("startTime"));
-        assert_eq!(reasons[1].0, 6);
+        let answer: Arc<Mutex<Option<ReceiptOutcome>>> = Arc::default();
+        let answered = answer.clone();
+        pending.add(
+            Receipt {
+                source: "test".into(),
+                first_line: 1,
+                body,
+                acknowledge: Box::new(move |r| *answered.lock().unwrap() = r.ok()),
+            },
+            Some(clock()),
+        );
         assert_eq!(pending.watermark, Some(at("2026-01-01T00:01:10Z")));
+        let committed = pending.commit(&mut warehouse, &Metrics::default()).unwrap();
+        assert_eq!(committed.late, 1);
+        assert_eq!(committed.load.events_inserted, 4);
+        assert_eq!(committed.load.events_duplicate, 1);
+        assert_eq!(
+            *answer.lock().unwrap(),
+            Some(ReceiptOutcome {
+                accepted: 5,
+                rejected: 2
+            })
+        );
+        let rejects = warehouse
+            .query("SELECT line, field, reason FROM raw.netlog_rejects ORDER BY line")
+            .unwrap()
+            .rows;
+        assert_eq!(rejects.len(), 2);
+        assert_eq!(rejects[0][0], Cell::Int(5));
+        assert_eq!(rejects[0][1], Cell::Text("startTime".into()));
+        let reason = rejects[0][2].to_string();
+        assert!(
+            reason.starts_with("late: its window closed at 2026-01-01T00:01:10"),
+            "{reason}"
+        );
+        assert_eq!(rejects[1][0], Cell::Int(7));
     }
 
     #[test]
@@ -360,6 +480,6 @@ mod tests {
         let body = [line("2026-01-01T01:00:00Z"), line("2026-01-01T00:00:00Z")].join("\n");
         pending.add(Receipt::unacknowledged("test", 1, body), None);
         assert_eq!(pending.batch.events.len(), 2);
-        assert_eq!(pending.late, 0);
+        assert!(pending.late.is_empty());
     }
 }

@@ -30,9 +30,10 @@ pub fn stdin(receipts: SyncSender<Receipt>) -> JoinHandle<std::io::Result<()>> {
     })
 }
 
-/// Pulls `subscription` (`projects/P/subscriptions/S`) until `stop` is set. Messages are
-/// NDJSON; a message is acked once its rows are committed, so one that was received and not
-/// committed before a crash is delivered again (and its events stored once).
+/// Pulls `subscription` (`projects/P/subscriptions/S`) until `stop` is set, then waits for
+/// the messages it handed over to be settled. Messages are NDJSON; a message is acked once its
+/// rows are committed, so one that was received and not committed before a crash is delivered
+/// again (and its events stored once).
 pub fn pubsub(
     subscription: String,
     receipts: SyncSender<Receipt>,
@@ -65,15 +66,28 @@ async fn pull(
         .map_err(|e| format!("cannot create a Pub/Sub subscriber: {e}"))?;
     let mut stream = client.subscribe(subscription.clone()).build();
     tracing::info!(%subscription, "pulling");
-    while !stop.load(Ordering::SeqCst) {
-        let next = tokio::time::timeout(Duration::from_millis(200), stream.next()).await;
-        let (message, handler) = match next {
-            Err(_) => continue,
-            Ok(None) => return Ok(()),
-            Ok(Some(Err(error))) => {
-                return Err(format!("pulling {subscription} failed: {error}"));
+    // Only the stop branch may cancel a pending `next()`: the stream is set up lazily by the
+    // first call, and cancelling that call over and over would never let it finish.
+    let stopped = async {
+        while !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::pin!(stopped);
+    loop {
+        let next = tokio::select! {
+            _ = &mut stopped => {
+                // Waits until every message handed over is acked or nacked (the committer's
+                // last commit) and those acks are sent.
+                stream.shutdown_token().shutdown().await;
+                return Ok(());
             }
-            Ok(Some(Ok(received))) => received,
+            next = stream.next() => next,
+        };
+        let (message, handler) = match next {
+            None => return Ok(()),
+            Some(Err(error)) => return Err(format!("pulling {subscription} failed: {error}")),
+            Some(Ok(received)) => received,
         };
         let body = String::from_utf8_lossy(&message.data).into_owned();
         let receipt = Receipt {
@@ -91,5 +105,4 @@ async fn pull(
             return Ok(());
         }
     }
-    Ok(())
 }

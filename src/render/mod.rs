@@ -91,13 +91,21 @@ pub fn render_step(
 ) -> Result<RenderedStep, RenderError> {
     let this = ctx.naming.qualify(&step.relation);
     let watermarks = Watermarks::default();
-    let body = render_with(ctx, &step.file, &step.template, Some(&this), incremental, &watermarks)?;
-    let script = materialize(ctx, step, &body, incremental, &watermarks.columns()).map_err(
-        |message| RenderError::Template {
-            file: step.file.clone(),
-            message,
-        },
+    let body = render_with(
+        ctx,
+        &step.file,
+        &step.template,
+        Some(&this),
+        incremental,
+        &watermarks,
     )?;
+    let script =
+        materialize(ctx, step, &body, incremental, &watermarks.columns()).map_err(|message| {
+            RenderError::Template {
+                file: step.file.clone(),
+                message,
+            }
+        })?;
     Ok(RenderedStep { body, script })
 }
 
@@ -110,7 +118,14 @@ pub fn render_template(
     this: Option<&str>,
     incremental: bool,
 ) -> Result<String, RenderError> {
-    render_with(ctx, file, template, this, incremental, &Watermarks::default())
+    render_with(
+        ctx,
+        file,
+        template,
+        this,
+        incremental,
+        &Watermarks::default(),
+    )
 }
 
 fn render_with(
@@ -148,7 +163,10 @@ struct Watermarks(Arc<Mutex<BTreeSet<Identifier>>>);
 
 impl Watermarks {
     fn record(&self, column: Identifier) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(column);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(column);
     }
 
     fn columns(&self) -> Vec<Identifier> {
@@ -330,15 +348,28 @@ fn merge_increment(
     partition: Option<&str>,
     watermarks: &[Identifier],
 ) -> String {
+    // Each variable is declared typed from `this` without reading a row (WHERE FALSE prunes
+    // every partition), then set: DECLARE must open the script, and bqemulator evaluates a
+    // DECLARE's subquery default to NULL.
+    let declare = |variable: &str, value: &str| {
+        format!("DECLARE {variable} DEFAULT (SELECT {value} FROM {this} WHERE FALSE)")
+    };
     let mut script: Vec<String> = watermarks
         .iter()
-        .map(|column| {
-            format!(
-                "DECLARE {} DEFAULT (SELECT MAX({column}) FROM {this})",
-                watermark_variable(column)
-            )
-        })
+        .map(|column| declare(&watermark_variable(column), &format!("MAX({column})")))
         .collect();
+    if let Some(partition) = partition {
+        script.push(declare(
+            PARTITIONS_VARIABLE,
+            &format!("ARRAY_AGG(DISTINCT {partition})"),
+        ));
+    }
+    script.extend(watermarks.iter().map(|column| {
+        format!(
+            "SET {} = (SELECT MAX({column}) FROM {this})",
+            watermark_variable(column)
+        )
+    }));
     let matches = unique_key
         .iter()
         .map(|k| format!("s.{k} = t.{k}"))
@@ -347,11 +378,6 @@ fn merge_increment(
     let replaced = format!("EXISTS (SELECT 1 FROM {stage} AS s WHERE {matches})");
     match partition {
         Some(partition) => {
-            // Declared from `this` so the variable has the partition expression's type; no rows
-            // are read (WHERE FALSE prunes every partition).
-            script.push(format!(
-                "DECLARE {PARTITIONS_VARIABLE} DEFAULT (SELECT ARRAY_AGG(DISTINCT {partition}) FROM {this} WHERE FALSE)"
-            ));
             script.push(format!("CREATE OR REPLACE TABLE {stage} AS\n{body}"));
             script.push(format!(
                 "SET {PARTITIONS_VARIABLE} = (SELECT ARRAY_AGG(DISTINCT {partition}) FROM {stage})"

@@ -110,6 +110,9 @@ mod tests {
         let error = serde_yaml::from_str::<SchedulerConfig>("{misfire: twice}")
             .unwrap_err()
             .to_string();
-        assert!(error.contains("run_once") && error.contains("skip"), "{error}");
+        assert!(
+            error.contains("run_once") && error.contains("skip"),
+            "{error}"
+        );
     }
 }

@@ -190,8 +190,13 @@ mod tests {
     fn one_holder_at_a_time_and_release_frees_it() {
         let mut warehouse = DuckDbWarehouse::open_in_memory().unwrap();
         acquire(&mut warehouse, &holder("first")).unwrap();
-        let error = acquire(&mut warehouse, &holder("second")).unwrap_err().to_string();
-        assert!(error.contains("first") && error.contains("test-host") && error.contains("pid 42"), "{error}");
+        let error = acquire(&mut warehouse, &holder("second"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("first") && error.contains("test-host") && error.contains("pid 42"),
+            "{error}"
+        );
         renew(&mut warehouse, &holder("first")).unwrap();
         assert!(renew(&mut warehouse, &holder("second")).is_err());
         release(&mut warehouse, &holder("first")).unwrap();

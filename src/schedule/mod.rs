@@ -33,6 +33,8 @@ use lease::{Holder, LeaseError};
 
 /// How often an idle scheduler looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
+/// How long a warehouse that cannot be opened is tried again.
+const OPEN_PATIENCE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
@@ -150,9 +152,12 @@ impl Scheduler<'_> {
             };
             let last_started = self.with_warehouse(|w| last_run_start(w, &name))?;
             let next_tick = timing::next_tick(&schedule, tz, now).ok_or_else(|| {
-                ScheduleError::NothingToSchedule(format!("`{schedule}` of pipeline `{name}` never fires again"))
+                ScheduleError::NothingToSchedule(format!(
+                    "`{schedule}` of pipeline `{name}` never fires again"
+                ))
             })?;
-            let missed = last_started.and_then(|last| timing::missed_tick(&schedule, tz, last, now));
+            let missed =
+                last_started.and_then(|last| timing::missed_tick(&schedule, tz, last, now));
             let next_tick = match (missed, self.config.misfire) {
                 (Some(tick), Misfire::RunOnce) => {
                     tracing::info!(pipeline = %name, missed_tick = %tick, "a tick was missed while no scheduler ran: running once now");
@@ -194,7 +199,9 @@ impl Scheduler<'_> {
         };
         let outcome = self.with_warehouse(|w| {
             lease::renew(w, holder).map_err(LeaseErrorOrRun::Lease)?;
-            runner.run_pipeline(w, &pipeline).map_err(LeaseErrorOrRun::Run)
+            runner
+                .run_pipeline(w, &pipeline)
+                .map_err(LeaseErrorOrRun::Run)
         });
         let finished = Utc::now();
         match outcome {
@@ -246,11 +253,22 @@ impl Scheduler<'_> {
         }
     }
 
+    /// Opens the warehouse for `work`. A local file another command holds for a moment is
+    /// tried again for a few seconds before the error counts.
     fn with_warehouse<T, E: From<EngineError>>(
         &self,
         work: impl FnOnce(&mut dyn Warehouse) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut warehouse = (self.open)()?;
+        let deadline = Instant::now() + OPEN_PATIENCE;
+        let mut warehouse = loop {
+            match (self.open)() {
+                Ok(warehouse) => break warehouse,
+                Err(EngineError::Open { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(POLL);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
         work(warehouse.as_mut())
     }
 

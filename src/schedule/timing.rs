@@ -20,7 +20,12 @@ pub fn next_tick(schedule: &CronSchedule, tz: Tz, after: DateTime<Utc>) -> Optio
 }
 
 /// Ticks in `(from, to]`: the ones a run that went from `from` to `to` overran.
-pub fn ticks_between(schedule: &CronSchedule, tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+pub fn ticks_between(
+    schedule: &CronSchedule,
+    tz: Tz,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> u64 {
     schedule
         .schedule
         .after(&from.with_timezone(&tz))
@@ -56,23 +61,44 @@ mod tests {
     fn schedules_are_read_in_the_configured_time_zone() {
         let daily = cron("0 3 * * *");
         let after = at("2026-07-01T12:00:00Z");
-        assert_eq!(next_tick(&daily, Tz::UTC, after), Some(at("2026-07-02T03:00:00Z")));
+        assert_eq!(
+            next_tick(&daily, Tz::UTC, after),
+            Some(at("2026-07-02T03:00:00Z"))
+        );
         // 03:00 in Paris is 01:00 UTC in summer and 02:00 UTC in winter.
         let paris = chrono_tz::Europe::Paris;
-        assert_eq!(next_tick(&daily, paris, after), Some(at("2026-07-02T01:00:00Z")));
+        assert_eq!(
+            next_tick(&daily, paris, after),
+            Some(at("2026-07-02T01:00:00Z"))
+        );
         let winter = at("2026-12-01T12:00:00Z");
-        assert_eq!(next_tick(&daily, paris, winter), Some(at("2026-12-02T02:00:00Z")));
+        assert_eq!(
+            next_tick(&daily, paris, winter),
+            Some(at("2026-12-02T02:00:00Z"))
+        );
     }
 
     #[test]
     fn a_seconds_field_makes_sub_minute_schedules() {
         let every_second = cron("* * * * * *");
         let from = at("2026-01-01T00:00:00Z");
-        assert_eq!(next_tick(&every_second, Tz::UTC, from), Some(at("2026-01-01T00:00:01Z")));
-        assert_eq!(ticks_between(&every_second, Tz::UTC, from, at("2026-01-01T00:00:03.5Z")), 3);
+        assert_eq!(
+            next_tick(&every_second, Tz::UTC, from),
+            Some(at("2026-01-01T00:00:01Z"))
+        );
+        assert_eq!(
+            ticks_between(&every_second, Tz::UTC, from, at("2026-01-01T00:00:03.5Z")),
+            3
+        );
         let five_minutes = cron("*/5 * * * *");
-        assert_eq!(ticks_between(&five_minutes, Tz::UTC, from, at("2026-01-01T00:04:59Z")), 0);
-        assert_eq!(ticks_between(&five_minutes, Tz::UTC, from, at("2026-01-01T00:05:00Z")), 1);
+        assert_eq!(
+            ticks_between(&five_minutes, Tz::UTC, from, at("2026-01-01T00:04:59Z")),
+            0
+        );
+        assert_eq!(
+            ticks_between(&five_minutes, Tz::UTC, from, at("2026-01-01T00:05:00Z")),
+            1
+        );
         let long_downtime = ticks_between(&every_second, Tz::UTC, from, at("2026-03-01T00:00:00Z"));
         assert_eq!(long_downtime, MAX_COUNTED_TICKS as u64);
     }
@@ -81,7 +107,10 @@ mod tests {
     fn downtime_misses_a_tick_only_when_one_fell_in_it() {
         let hourly = cron("0 * * * *");
         let last = at("2026-01-01T10:00:00Z");
-        assert_eq!(missed_tick(&hourly, Tz::UTC, last, at("2026-01-01T10:59:00Z")), None);
+        assert_eq!(
+            missed_tick(&hourly, Tz::UTC, last, at("2026-01-01T10:59:00Z")),
+            None
+        );
         assert_eq!(
             missed_tick(&hourly, Tz::UTC, last, at("2026-01-01T13:30:00Z")),
             Some(at("2026-01-01T11:00:00Z"))

@@ -63,7 +63,12 @@ impl Daemon {
 
     /// The URL in the first stdout line containing `text` (`… http://127.0.0.1:PORT/path`).
     pub fn url_printed_with(&self, text: &str) -> String {
-        let seen = self.stdout_seen.borrow().iter().find(|l| l.contains(text)).cloned();
+        let seen = self
+            .stdout_seen
+            .borrow()
+            .iter()
+            .find(|l| l.contains(text))
+            .cloned();
         let line = seen.unwrap_or_else(|| {
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
@@ -107,7 +112,11 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "netsentinel did not exit within {within:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "netsentinel did not exit within {within:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

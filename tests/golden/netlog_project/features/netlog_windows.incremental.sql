@@ -1,5 +1,6 @@
-DECLARE __ns_this_max_window_start DEFAULT (SELECT MAX(window_start) FROM `acme-netlog.netlog_features.netlog_windows`);
+DECLARE __ns_this_max_window_start DEFAULT (SELECT MAX(window_start) FROM `acme-netlog.netlog_features.netlog_windows` WHERE FALSE);
 DECLARE __ns_partitions DEFAULT (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_features.netlog_windows` WHERE FALSE);
+SET __ns_this_max_window_start = (SELECT MAX(window_start) FROM `acme-netlog.netlog_features.netlog_windows`);
 CREATE OR REPLACE TABLE `acme-netlog.netlog_features.netlog_windows__ns_stage` AS
 -- Traffic per subscriber × destination /22 subnet × window: the seed's twelve features, the
 -- distinct destination ports, and the flag, protocol and geography mix of the window.

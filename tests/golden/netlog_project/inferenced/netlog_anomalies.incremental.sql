@@ -1,5 +1,6 @@
-DECLARE __ns_this_max_window_start DEFAULT (SELECT MAX(window_start) FROM `acme-netlog.netlog_inferenced.netlog_anomalies`);
+DECLARE __ns_this_max_window_start DEFAULT (SELECT MAX(window_start) FROM `acme-netlog.netlog_inferenced.netlog_anomalies` WHERE FALSE);
 DECLARE __ns_partitions DEFAULT (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_inferenced.netlog_anomalies` WHERE FALSE);
+SET __ns_this_max_window_start = (SELECT MAX(window_start) FROM `acme-netlog.netlog_inferenced.netlog_anomalies`);
 CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage` AS
 -- Scores the closed feature windows not scored yet with the current model. A window closes
 -- once its end plus the allowed lateness has passed; streaming ingest rejects the events that
