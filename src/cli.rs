@@ -193,7 +193,7 @@ pub struct IngestArgs {
     pub format: Option<InputFormat>,
     /// UTC offset of timestamps written without a zone (CICFlowMeter's local capture time),
     /// e.g. -03:00.
-    #[arg(long, default_value = "+00:00", value_parser = parse_utc_offset)]
+    #[arg(long, default_value = "+00:00", value_parser = parse_utc_offset, allow_hyphen_values = true)]
     pub utc_offset: FixedOffset,
     /// Rows per committed batch.
     #[arg(long, default_value_t = ingest::DEFAULT_BATCH_ROWS)]

@@ -357,8 +357,11 @@ fn read_csv<L: CsvLayout>(
     options: &ReadOptions,
     writer: &mut BatchWriter<'_>,
 ) -> Result<(), IngestError> {
+    // Records end at '\n' only: with CRLF endings the csv crate counts each '\n' into the next
+    // record, one line too few. The '\r' left on the last field is dropped by `strip_cr`.
     let mut csv = csv::ReaderBuilder::new()
         .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
         .buffer_capacity(1 << 20)
         .from_reader(reader);
     let headers: Vec<String> = csv
@@ -382,6 +385,11 @@ fn read_csv<L: CsvLayout>(
             Ok(false) => return Ok(()),
             Ok(true) => {
                 let line = record.position().map_or(0, |p| p.line());
+                strip_cr(&mut record);
+                if record.len() == 1 && record[0].is_empty() {
+                    // A blank CRLF line, as csv skips a blank LF line.
+                    continue;
+                }
                 let parsed = if record.len() != headers.len() {
                     Err(Rejection::row(format!(
                         "has {} fields, the header has {}",
@@ -403,6 +411,17 @@ fn read_csv<L: CsvLayout>(
                 )?;
             }
         }
+    }
+}
+
+fn strip_cr(record: &mut csv::StringRecord) {
+    let Some(last) = record.iter().next_back() else {
+        return;
+    };
+    if let Some(kept) = last.strip_suffix('\r') {
+        let kept = kept.to_string();
+        record.truncate(record.len() - 1);
+        record.push_field(&kept);
     }
 }
 
