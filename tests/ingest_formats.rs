@@ -242,3 +242,37 @@ fn the_cic_ddos_sample_ingests_every_flow_with_its_label_distribution() {
         ["0"]
     );
 }
+
+#[test]
+fn standard_input_is_detected_from_its_first_line_and_format_overrides_detection() {
+    let project = TestProject::shipped();
+    let zeek = std::fs::read_to_string(fixture("conn.log")).unwrap();
+    let output = project
+        .command(&["ingest", "-"])
+        .write_stdin(zeek)
+        .output()
+        .unwrap();
+    common::assert_success(&output, &["ingest", "-"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("7 rows read: 5 new events"), "{stdout}");
+    assert_eq!(
+        project.query_csv("SELECT DISTINCT source FROM raw.netlog_events"),
+        ["<stdin>"]
+    );
+
+    let output = project
+        .command(&[
+            "ingest",
+            &fixture("cic_ids2017_style.csv"),
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("CSV header lacks required column(s) subscriberId, srcIP"),
+        "--format csv reads it as netlog CSV: {stderr}"
+    );
+}
