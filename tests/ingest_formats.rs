@@ -276,3 +276,29 @@ fn standard_input_is_detected_from_its_first_line_and_format_overrides_detection
         "--format csv reads it as netlog CSV: {stderr}"
     );
 }
+
+#[test]
+fn a_utc_offset_that_is_not_one_is_refused() {
+    let project = TestProject::shipped();
+    let file = fixture("cic_ids2017_style.csv");
+    let output = project
+        .command(&["ingest", &file, "--utc-offset", "Europe/Paris"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`Europe/Paris` is not a UTC offset such as +02:00 or -03:00"),
+        "{stderr}"
+    );
+    for accepted in ["UTC", "+0200"] {
+        project.run_ok(&["ingest", &file, "--utc-offset", accepted]);
+    }
+    assert_eq!(
+        project.query_csv(
+            "SELECT COUNT(*), COUNT(DISTINCT startTime) FROM raw.netlog_events WHERE label = 'DDoS'"
+        ),
+        ["2,2"],
+        "the same flow at two offsets is two events"
+    );
+}
