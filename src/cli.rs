@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use netsentinel::compile;
@@ -17,7 +17,7 @@ use netsentinel::engine::{self, Warehouse};
 use netsentinel::generate::{self, GeneratorConfig, StopAt};
 use netsentinel::ingest::follow::{self, FollowConfig, Periodic, WindowClock};
 use netsentinel::ingest::sources;
-use netsentinel::ingest::{self, Format, IngestSummary};
+use netsentinel::ingest::{self, Format, IngestSummary, InputFormat, ReadOptions};
 use netsentinel::metrics::Metrics;
 use netsentinel::output::{self, OutputFormat};
 use netsentinel::plan::{self, Bytes, PlanReport};
@@ -83,8 +83,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Generate realistic netlog with labelled injected anomalies (deterministic for a seed).
     Generate(GenerateArgs),
-    /// Load JSONL or CSV netlog files (or - for standard input) into raw.netlog_events; bad rows
-    /// go to raw.netlog_rejects. Re-ingesting a file adds nothing.
+    /// Load netlog JSONL/CSV, CICFlowMeter CSV or Zeek conn.log files (or - for standard input)
+    /// into raw.netlog_events; bad rows go to raw.netlog_rejects. Re-ingesting a file adds nothing.
     Ingest(IngestArgs),
     /// Render every step's SQL to target/compiled/<target>/ without connecting anywhere.
     Compile(CompileArgs),
@@ -208,9 +208,13 @@ pub struct IngestArgs {
     /// Files to load; - reads standard input.
     #[arg(required_unless_present_any = ["http", "subscription"])]
     pub files: Vec<String>,
-    /// Input format (default: from each file's extension).
+    /// Input format (default: from each file's first line, then its extension).
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<InputFormat>,
+    /// UTC offset of timestamps written without a zone (CICFlowMeter's local capture time),
+    /// e.g. -03:00.
+    #[arg(long, default_value = "+00:00", value_parser = parse_utc_offset, allow_hyphen_values = true)]
+    pub utc_offset: FixedOffset,
     /// Rows per committed batch.
     #[arg(long, default_value_t = ingest::DEFAULT_BATCH_ROWS)]
     pub batch_rows: usize,
@@ -508,12 +512,11 @@ fn ingest_command(global: &GlobalArgs, args: &IngestArgs) -> anyhow::Result<()> 
         return follow_command(&session, args);
     }
     let mut warehouse = session.open_warehouse()?;
-    let summary = ingest::ingest_files(
-        warehouse.as_mut(),
-        &args.files,
-        args.format,
-        args.batch_rows,
-    )?;
+    let options = ReadOptions {
+        format: args.format,
+        utc_offset: args.utc_offset,
+    };
+    let summary = ingest::ingest_files(warehouse.as_mut(), &args.files, &options, args.batch_rows)?;
     write_ingest_summary(&mut std::io::stdout().lock(), &summary)?;
     Ok(())
 }
@@ -625,6 +628,15 @@ fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
 
 /// Receipts waiting for the committer; beyond this, sources wait (HTTP answers 503).
 const RECEIPT_QUEUE: usize = 4096;
+
+/// `+02:00`, `-0300`, or `UTC`/`Z`.
+fn parse_utc_offset(text: &str) -> Result<FixedOffset, String> {
+    if text.eq_ignore_ascii_case("utc") || text.eq_ignore_ascii_case("z") {
+        return Ok(FixedOffset::east_opt(0).expect("zero is a valid offset"));
+    }
+    text.parse()
+        .map_err(|_| format!("`{text}` is not a UTC offset such as +02:00 or -03:00"))
+}
 
 fn compile_command(global: &GlobalArgs, args: &CompileArgs) -> anyhow::Result<()> {
     let session = Session::load(global)?;

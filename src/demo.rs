@@ -74,7 +74,10 @@ pub fn run_demo(
     let ingest = ingest::ingest_files(
         warehouse,
         &[data_file.display().to_string()],
-        Some(ingest::Format::Jsonl),
+        &ingest::ReadOptions {
+            format: Some(ingest::InputFormat::Jsonl),
+            ..ingest::ReadOptions::default()
+        },
         ingest::DEFAULT_BATCH_ROWS,
     )?;
     let runner = Runner {

@@ -1,9 +1,11 @@
-//! Batch ingest: JSONL and CSV files (or generated events) are parsed, validated and loaded into
-//! `raw.netlog_events` in committed batches; bad rows go to `raw.netlog_rejects` with file, line,
-//! field and reason. A batch never stops on a bad row, and re-ingesting adds nothing.
+//! Batch ingest: netlog JSONL and CSV files, CICFlowMeter CSV and Zeek conn.log (or generated
+//! events) are parsed, validated and loaded into `raw.netlog_events` in committed batches; bad
+//! rows go to `raw.netlog_rejects` with file, line, field and reason. A batch never stops on a bad
+//! row, and re-ingesting adds nothing. Files are read line by line, never whole.
 
 pub mod batch;
 pub mod follow;
+pub mod formats;
 pub mod parse;
 pub mod schema;
 pub mod sources;
@@ -12,11 +14,14 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use chrono::FixedOffset;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::{EngineError, Warehouse};
 use crate::event::NetlogEvent;
 use batch::{EventBatch, LoadOutcome, Reject, StoredEvent};
+pub use formats::InputFormat;
+use formats::cicflowmeter::CicColumns;
 use parse::{Rejection, WireEvent};
 
 /// Rows per committed batch: large enough to amortize a transaction, small enough that a killed
@@ -31,15 +36,24 @@ pub enum IngestError {
         source: std::io::Error,
     },
     #[error(
-        "{path}: cannot tell the format from the extension: use .jsonl/.ndjson/.json or .csv, or pass --format"
+        "{path}: cannot tell the format from the first line or the extension: use .jsonl/.ndjson/.json, .csv or .log, or pass --format"
     )]
     UnknownFormat { path: String },
-    #[error("{path}: CSV header lacks required column(s) {missing}")]
-    CsvHeader { path: String, missing: String },
+    #[error("{path}: {format} header lacks required column(s) {missing}")]
+    Header {
+        path: String,
+        format: &'static str,
+        missing: String,
+    },
+    #[error(
+        "{path}: line {line} is a Zeek TSV record but no #fields header came before it; is this a Zeek log?"
+    )]
+    ZeekWithoutFields { path: String, line: u64 },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
 
+/// The netlog layouts `generate` writes (ingest reads these and more: [`InputFormat`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Jsonl,
@@ -52,6 +66,24 @@ impl Format {
             "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
             "csv" => Some(Format::Csv),
             _ => None,
+        }
+    }
+}
+
+/// How to read input files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// None: detect each file's format from its first line, then its extension.
+    pub format: Option<InputFormat>,
+    /// UTC offset of timestamps written without a zone: CICFlowMeter's local capture time.
+    pub utc_offset: FixedOffset,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            format: None,
+            utc_offset: FixedOffset::east_opt(0).expect("zero is a valid offset"),
         }
     }
 }
@@ -141,13 +173,13 @@ impl<'w> BatchWriter<'w> {
 pub fn ingest_files(
     warehouse: &mut dyn Warehouse,
     paths: &[String],
-    format: Option<Format>,
+    options: &ReadOptions,
     batch_rows: usize,
 ) -> Result<IngestSummary, IngestError> {
     warehouse.ensure_datasets()?;
     let mut total = IngestSummary::default();
     for path in paths {
-        total += ingest_one(warehouse, path, format, batch_rows)?;
+        total += ingest_one(warehouse, path, options, batch_rows)?;
     }
     Ok(total)
 }
@@ -155,18 +187,13 @@ pub fn ingest_files(
 fn ingest_one(
     warehouse: &mut dyn Warehouse,
     path: &str,
-    format: Option<Format>,
+    options: &ReadOptions,
     batch_rows: usize,
 ) -> Result<IngestSummary, IngestError> {
     let read_error = |source| IngestError::Read {
         path: path.to_string(),
         source,
     };
-    let format = format
-        .or_else(|| Format::from_path(Path::new(path)))
-        .ok_or_else(|| IngestError::UnknownFormat {
-            path: path.to_string(),
-        })?;
     let (reader, length): (Box<dyn Read>, u64) = if path == "-" {
         (Box::new(std::io::stdin().lock()), 0)
     } else {
@@ -175,16 +202,27 @@ fn ingest_one(
         (Box::new(file), length)
     };
     let progress = progress_bar(path, length);
-    let reader = progress.wrap_read(reader);
+    let mut reader = BufReader::with_capacity(1 << 20, progress.wrap_read(reader));
+    let format = match options.format {
+        Some(format) => format,
+        None => {
+            // Peeks at the buffer: the first line is still there for the format's reader.
+            let head = reader.fill_buf().map_err(read_error)?;
+            let first_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+            InputFormat::detect(Path::new(path), &String::from_utf8_lossy(first_line)).ok_or_else(
+                || IngestError::UnknownFormat {
+                    path: path.to_string(),
+                },
+            )?
+        }
+    };
     let mut writer = BatchWriter::new(warehouse, batch_rows);
     let source = if path == "-" { "<stdin>" } else { path };
     match format {
-        Format::Jsonl => read_jsonl(
-            BufReader::with_capacity(1 << 20, reader),
-            source,
-            &mut writer,
-        )?,
-        Format::Csv => read_csv(reader, source, &mut writer)?,
+        InputFormat::Jsonl => read_jsonl(reader, source, &mut writer)?,
+        InputFormat::Csv => read_csv::<NetlogColumns>(reader, source, options, &mut writer)?,
+        InputFormat::Cicflowmeter => read_csv::<CicColumns>(reader, source, options, &mut writer)?,
+        InputFormat::Zeek => formats::zeek::read(reader, source, &mut writer)?,
     }
     let summary = writer.finish()?;
     progress.finish_and_clear();
@@ -192,9 +230,44 @@ fn ingest_one(
 }
 
 fn read_jsonl(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     source: &str,
     writer: &mut BatchWriter<'_>,
+) -> Result<(), IngestError> {
+    for_each_line(reader, source, |line_number, line| {
+        let parsed = line.text().and_then(parse::parse_json_line);
+        writer.accept(source, line_number, parsed, || line.raw().to_string())
+    })
+}
+
+/// One line of input without its line ending.
+#[derive(Debug, Clone, Copy)]
+enum Line<'a> {
+    Text(&'a str),
+    /// Its lossy decoding, kept as the reject's raw text.
+    NotUtf8(&'a str),
+}
+
+impl<'a> Line<'a> {
+    fn text(self) -> Result<&'a str, Rejection> {
+        match self {
+            Line::Text(text) => Ok(text),
+            Line::NotUtf8(_) => Err(Rejection::row("line is not valid UTF-8")),
+        }
+    }
+
+    fn raw(self) -> &'a str {
+        match self {
+            Line::Text(text) | Line::NotUtf8(text) => text,
+        }
+    }
+}
+
+/// Calls `each` with the 1-based number and the text of every non-blank line, streaming.
+fn for_each_line(
+    mut reader: impl BufRead,
+    source: &str,
+    mut each: impl FnMut(u64, Line<'_>) -> Result<(), IngestError>,
 ) -> Result<(), IngestError> {
     let mut buffer = Vec::with_capacity(4096);
     let mut line_number = 0u64;
@@ -210,18 +283,36 @@ fn read_jsonl(
             return Ok(());
         }
         line_number += 1;
-        let text = String::from_utf8_lossy(&buffer);
-        let line = text.trim_end_matches(['\n', '\r']);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed = if std::str::from_utf8(&buffer).is_err() {
-            Err(Rejection::row("line is not valid UTF-8"))
-        } else {
-            parse::parse_json_line(line)
+        let lossy;
+        let line = match std::str::from_utf8(&buffer) {
+            Ok(text) => Line::Text(text.trim_end_matches(['\n', '\r'])),
+            Err(_) => {
+                lossy = String::from_utf8_lossy(&buffer);
+                Line::NotUtf8(lossy.trim_end_matches(['\n', '\r']))
+            }
         };
-        writer.accept(source, line_number, parsed, || line.to_string())?;
+        if !line.raw().trim().is_empty() {
+            each(line_number, line)?;
+        }
     }
+}
+
+/// A CSV layout: where its columns are in a file's header, and how one record maps onto an event.
+pub(crate) trait CsvLayout: Sized {
+    /// Names the layout in the error for a header without its columns.
+    const NAME: &'static str;
+
+    /// The layout of a file with these (trimmed) header names, or the required columns it lacks.
+    fn from_headers(headers: &[String], utc_offset: FixedOffset)
+    -> Result<Self, Vec<&'static str>>;
+
+    /// Maps a record that has as many fields as the header.
+    fn parse(&self, record: &csv::StringRecord) -> Result<NetlogEvent, Rejection>;
+}
+
+/// The netlog CSV: the seed's field names as headers, in any order.
+struct NetlogColumns {
+    headers: Vec<String>,
 }
 
 const REQUIRED_CSV_COLUMNS: [&str; 9] = [
@@ -236,13 +327,43 @@ const REQUIRED_CSV_COLUMNS: [&str; 9] = [
     "endTime",
 ];
 
-fn read_csv(
+impl CsvLayout for NetlogColumns {
+    const NAME: &'static str = "CSV";
+
+    fn from_headers(headers: &[String], _: FixedOffset) -> Result<Self, Vec<&'static str>> {
+        let missing: Vec<&str> = REQUIRED_CSV_COLUMNS
+            .into_iter()
+            .filter(|c| !headers.iter().any(|h| h == c))
+            .collect();
+        if missing.is_empty() {
+            Ok(NetlogColumns {
+                headers: headers.to_vec(),
+            })
+        } else {
+            Err(missing)
+        }
+    }
+
+    fn parse(&self, record: &csv::StringRecord) -> Result<NetlogEvent, Rejection> {
+        let mut wire = WireEvent::default();
+        for (header, value) in self.headers.iter().zip(record.iter()) {
+            wire.set_text(header, value.trim());
+        }
+        parse::validate(wire)
+    }
+}
+
+fn read_csv<L: CsvLayout>(
     reader: impl Read,
     source: &str,
+    options: &ReadOptions,
     writer: &mut BatchWriter<'_>,
 ) -> Result<(), IngestError> {
+    // Records end at '\n' only: with CRLF endings the csv crate counts each '\n' into the next
+    // record, one line too few. The '\r' left on the last field is dropped by `strip_cr`.
     let mut csv = csv::ReaderBuilder::new()
         .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
         .buffer_capacity(1 << 20)
         .from_reader(reader);
     let headers: Vec<String> = csv
@@ -254,22 +375,23 @@ fn read_csv(
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
-    let missing: Vec<&str> = REQUIRED_CSV_COLUMNS
-        .into_iter()
-        .filter(|c| !headers.iter().any(|h| h == c))
-        .collect();
-    if !missing.is_empty() {
-        return Err(IngestError::CsvHeader {
+    let layout =
+        L::from_headers(&headers, options.utc_offset).map_err(|missing| IngestError::Header {
             path: source.to_string(),
+            format: L::NAME,
             missing: missing.join(", "),
-        });
-    }
+        })?;
     let mut record = csv::StringRecord::new();
     loop {
         match csv.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => {
                 let line = record.position().map_or(0, |p| p.line());
+                strip_cr(&mut record);
+                if record.len() == 1 && record[0].is_empty() {
+                    // A blank CRLF line, as csv skips a blank LF line.
+                    continue;
+                }
                 let parsed = if record.len() != headers.len() {
                     Err(Rejection::row(format!(
                         "has {} fields, the header has {}",
@@ -277,11 +399,7 @@ fn read_csv(
                         headers.len()
                     )))
                 } else {
-                    let mut wire = WireEvent::default();
-                    for (header, value) in headers.iter().zip(record.iter()) {
-                        wire.set_text(header, value.trim());
-                    }
-                    parse::validate(wire)
+                    layout.parse(&record)
                 };
                 writer.accept(source, line, parsed, || csv_line(&record))?;
             }
@@ -295,6 +413,17 @@ fn read_csv(
                 )?;
             }
         }
+    }
+}
+
+fn strip_cr(record: &mut csv::StringRecord) {
+    let Some(last) = record.iter().next_back() else {
+        return;
+    };
+    if let Some(kept) = last.strip_suffix('\r') {
+        let kept = kept.to_string();
+        record.truncate(record.len() - 1);
+        record.push_field(&kept);
     }
 }
 

@@ -117,7 +117,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn field(field: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn field(field: &'static str, reason: impl Into<String>) -> Self {
         Rejection {
             field: Some(field),
             reason: format!("{field}: {}", reason.into()),
@@ -207,7 +207,7 @@ fn required(field: &'static str, value: Option<Scalar>) -> Result<Scalar, Reject
     value.ok_or_else(|| Rejection::field(field, "missing"))
 }
 
-fn text(value: Scalar) -> String {
+pub(crate) fn text(value: Scalar) -> String {
     match value {
         Scalar::Text(s) => s,
         Scalar::Int(v) => v.to_string(),
@@ -295,7 +295,7 @@ fn coordinate(field: &'static str, value: Scalar, limit: f64) -> Result<f64, Rej
 const EPOCH_MILLIS_THRESHOLD: f64 = 1e11;
 
 /// RFC 3339 text, or epoch seconds / milliseconds as a number or numeric text.
-fn timestamp(field: &'static str, value: Scalar) -> Result<DateTime<Utc>, Rejection> {
+pub(crate) fn timestamp(field: &'static str, value: Scalar) -> Result<DateTime<Utc>, Rejection> {
     let epoch = match value {
         Scalar::Int(v) => v as f64,
         Scalar::UInt(v) => v as f64,
