@@ -99,3 +99,55 @@ fn sql_files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The drift and retraining SQL of the shipped project, as BigQuery runs it: the training set
+/// with its holdout, the versioned model, and the drift metrics.
+#[test]
+fn drift_sql_renders_verbatim_for_bigquery() {
+    let project = TestProject::shipped();
+    let output = project
+        .command(&["compile", "--target", "bigquery"])
+        .env("GCP_PROJECT", "acme-netlog")
+        .output()
+        .unwrap();
+    common::assert_success(&output, &["compile", "--target", "bigquery"]);
+    let compiled = project.path().join("target/compiled/bigquery");
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/netlog_drift");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut differing = Vec::new();
+    for relative in [
+        "features/netlog_training_set.sql",
+        "models/netlog_kmeans.sql",
+        "models/netlog_kmeans_refit.sql",
+        "ops/drift_metrics.sql",
+        "ops/drift_metrics.incremental.sql",
+    ] {
+        let actual = std::fs::read_to_string(compiled.join(relative)).unwrap();
+        let expected_path = golden.join(relative);
+        if update {
+            std::fs::create_dir_all(expected_path.parent().unwrap()).unwrap();
+            std::fs::write(&expected_path, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if actual != expected {
+            differing.push(format!(
+                "{relative}:\n--- golden\n{expected}\n--- rendered\n{actual}"
+            ));
+        }
+    }
+    assert!(
+        differing.is_empty(),
+        "the BigQuery rendering changed (UPDATE_GOLDEN=1 to accept):\n{}",
+        differing.join("\n")
+    );
+    let metrics = std::fs::read_to_string(compiled.join("ops/drift_metrics.sql")).unwrap();
+    for expected in [
+        "MODEL `acme-netlog.netlog_models.netlog_kmeans_v1`",
+        "FROM `acme-netlog.netlog_ops.model_registry`",
+        "FROM `acme-netlog.netlog_inferenced.netlog_anomalies`",
+        "APPROX_QUANTILES(normalized_distance, 2)[OFFSET(1)]",
+    ] {
+        assert!(metrics.contains(expected), "{expected} not in {metrics}");
+    }
+}

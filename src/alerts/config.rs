@@ -238,7 +238,9 @@ pub struct FileSinkConfig {
     pub path: PathBuf,
 }
 
-fn human_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+pub(crate) fn human_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!(
