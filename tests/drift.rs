@@ -15,6 +15,15 @@ fn at(minute: u32) -> String {
     format!("2026-01-01T{:02}:{:02}:00.000Z", minute / 60, minute % 60)
 }
 
+/// The same instant as a GoogleSQL TIMESTAMP literal.
+fn sql_at(minute: u32) -> String {
+    format!(
+        "TIMESTAMP '2026-01-01 {:02}:{:02}:00+00'",
+        minute / 60,
+        minute % 60
+    )
+}
+
 /// A shipped project whose `drift:` section is `section`, with its data generated once:
 /// `TRAIN_MINUTES` minutes to train on, then `batches` batches, drifting as `drift` says.
 struct Scenario {
@@ -86,9 +95,13 @@ impl Scenario {
         self.run(&["ingest", file.to_str().unwrap()]);
     }
 
+    /// Trains the first version on all of the first `TRAIN_MINUTES` (the scenario's vars
+    /// apply from the first detection on), then runs the first detection, which scores (and
+    /// measures) those same windows, as a schedule's first tick after training does.
     fn train(&self) {
         self.ingest(0, TRAIN_MINUTES);
-        self.run(&["run", "train"]);
+        self.project.run_ok(&["run", "train"]);
+        self.run(&["run", "detect"]);
     }
 
     /// Ingests batch `i` (from 0) and runs a detection; returns the run's output.
@@ -115,9 +128,9 @@ impl Scenario {
     fn anomaly_rate(&self, from: u32, to: u32) -> f64 {
         let rate = self.query(&format!(
             "SELECT AVG(IF(is_anomaly, 1.0, 0.0)) FROM inferenced.netlog_anomalies \
-             WHERE window_start >= TIMESTAMP '{}' AND window_start < TIMESTAMP '{}'",
-            at(from),
-            at(to)
+             WHERE window_start >= {} AND window_start < {}",
+            sql_at(from),
+            sql_at(to)
         ));
         rate[0].parse().unwrap()
     }
@@ -153,13 +166,13 @@ fn stable_traffic_over_ten_detections_never_retrains() {
         scenario.detect_batch(i);
     }
     let decisions = scenario.decisions();
-    assert_eq!(decisions.len(), 10, "{decisions:?}");
+    assert_eq!(decisions.len(), 11, "{decisions:?}");
     assert!(
         decisions.iter().all(|d| d.starts_with("watch,")),
         "{decisions:?}"
     );
     assert_eq!(scenario.registry(), ["1,champion"]);
-    // Ten batches, each measured once on every metric, and judged against the threshold.
+    // The training windows and ten batches, each measured once on every metric.
     let measured = scenario.query(
         "SELECT metric, COUNT(DISTINCT window_from), COUNTIF(breached), MIN(scored_rows) >= 100 \
          FROM ops.drift_metrics GROUP BY metric ORDER BY metric",
@@ -167,10 +180,10 @@ fn stable_traffic_over_ten_detections_never_retrains() {
     assert_eq!(
         measured,
         [
-            "anomaly_rate_excess,10,0,true",
-            "centroid_shift,10,0,true",
-            "cluster_occupancy,10,0,true",
-            "score_shift,10,0,true"
+            "anomaly_rate_excess,11,0,true",
+            "centroid_shift,11,0,true",
+            "cluster_occupancy,11,0,true",
+            "score_shift,11,0,true"
         ]
     );
     let shift = scenario
@@ -189,14 +202,15 @@ fn shifted_traffic_retrains_after_exactly_n_breaches_and_the_new_champion_fits_i
         SCORE_SHIFT_POLICY,
         5,
         &["--drift-at", &drift_at, "--drift-volume", "3"],
-        // A retrain learns the 14 minutes before the newest window: after three shifted batches, shifted traffic.
+        // A retrain learns the 14 minutes before the newest window: after three shifted
+        // batches, the shifted traffic.
         &["training_lookback_minutes=14"],
     );
     scenario.train();
     let first = scenario.detect_batch(0);
     assert!(!first.contains("drift policy fired"), "{first}");
     scenario.detect_batch(1);
-    assert_eq!(scenario.decisions(), ["watch,1", "watch,2"]);
+    assert_eq!(scenario.decisions(), ["watch,0", "watch,1", "watch,2"]);
     assert_eq!(scenario.registry(), ["1,champion"]);
 
     let third = scenario.detect_batch(2);
@@ -204,7 +218,10 @@ fn shifted_traffic_retrains_after_exactly_n_breaches_and_the_new_champion_fits_i
         third.contains("drift policy fired: train runs now"),
         "{third}"
     );
-    assert_eq!(scenario.decisions(), ["watch,1", "watch,2", "retrain,3"]);
+    assert_eq!(
+        scenario.decisions(),
+        ["watch,0", "watch,1", "watch,2", "retrain,3"]
+    );
     assert_eq!(scenario.registry(), ["1,retired", "2,champion"]);
     let outcome = scenario.query(
         "SELECT d.outcome LIKE '%netlog_kmeans v2: champion%', d.train_run_id = r.run_id, d.value > d.threshold \
@@ -212,7 +229,8 @@ fn shifted_traffic_retrains_after_exactly_n_breaches_and_the_new_champion_fits_i
     );
     assert_eq!(outcome, ["true,true,true"]);
     let trained_on = scenario.query(&format!(
-        "SELECT training_from >= TIMESTAMP '{drift_at}' FROM ops.model_registry WHERE version = 2"
+        "SELECT training_from >= {} FROM ops.model_registry WHERE version = 2",
+        sql_at(TRAIN_MINUTES)
     ));
     assert_eq!(trained_on, ["true"], "v2 learned the shifted traffic");
 
@@ -231,11 +249,11 @@ fn shifted_traffic_retrains_after_exactly_n_breaches_and_the_new_champion_fits_i
     );
     let versions = scenario.query(
         "SELECT DISTINCT model_version FROM inferenced.netlog_anomalies \
-         WHERE window_start >= TIMESTAMP '2026-01-01T00:45:00Z'",
+         WHERE window_start >= TIMESTAMP '2026-01-01 00:45:00+00'",
     );
     assert_eq!(versions, ["2"]);
     assert_eq!(
-        scenario.decisions()[3..],
+        scenario.decisions()[4..],
         ["watch,0", "watch,0"],
         "the new champion's measurements start a new count"
     );
@@ -245,8 +263,9 @@ fn shifted_traffic_retrains_after_exactly_n_breaches_and_the_new_champion_fits_i
 fn a_worse_challenger_is_recorded_and_does_not_serve_until_promoted_by_hand() {
     let scenario = Scenario::new(SCORE_SHIFT_POLICY, 1, &[], &[]);
     scenario.train();
-    // Two clusters for traffic that has more: a worse clustering of the same rows.
-    scenario.run(&["--var", "num_clusters=2", "run", "train"]);
+    // Six clusters for these rows: a clustering the gate measures as clearly worse (its
+    // Davies–Bouldin on the holdout is over 1.5 times the champion's).
+    scenario.run(&["--var", "num_clusters=6", "run", "train"]);
     assert_eq!(scenario.registry(), ["1,champion", "2,challenger"]);
     let reason = scenario.query(
         "SELECT reason, compared_with, davies_bouldin_index > champion_davies_bouldin_index FROM ops.model_registry WHERE version = 2",
@@ -292,12 +311,11 @@ fn cooldown_prevents_a_second_retrain_inside_it() {
             "drift:\n  metric: anomaly_rate_excess\n  threshold: -1000\n  consecutive: 1\n  cooldown: {cooldown}\n  min_rows: 100\n"
         )
     };
-    let scenario = Scenario::new(&always("6h"), 3, &[], &[]);
+    let scenario = Scenario::new(&always("6h"), 2, &[], &[]);
     scenario.train();
-    scenario.detect_batch(0);
     assert_eq!(scenario.decisions(), ["retrain,1"]);
     assert_eq!(scenario.registry().len(), 2);
-    scenario.detect_batch(1);
+    scenario.detect_batch(0);
     assert_eq!(scenario.decisions(), ["retrain,1", "cooldown,1"]);
     assert_eq!(
         scenario.registry().len(),
@@ -309,11 +327,12 @@ fn cooldown_prevents_a_second_retrain_inside_it() {
     );
     assert_eq!(until, ["true"]);
 
+    // Without the cooldown, the streak (both batches since the retrain) fires again.
     set_drift_section(&scenario.project, &always("0s"));
-    scenario.detect_batch(2);
+    scenario.detect_batch(1);
     assert_eq!(
         scenario.decisions(),
-        ["retrain,1", "cooldown,1", "retrain,1"]
+        ["retrain,1", "cooldown,1", "retrain,2"]
     );
     assert_eq!(scenario.registry().len(), 3);
 }
