@@ -14,7 +14,7 @@ use netsentinel::config::TargetConfig;
 use netsentinel::demo::{self, DemoSummary};
 use netsentinel::deploy::{self, RequiredEnv};
 use netsentinel::engine::{self, Warehouse};
-use netsentinel::generate::{self, GeneratorConfig, StopAt};
+use netsentinel::generate::{self, Drift, GeneratorConfig, StopAt};
 use netsentinel::ingest::follow::{self, FollowConfig, Periodic, WindowClock};
 use netsentinel::ingest::sources;
 use netsentinel::ingest::{self, Format, IngestSummary, InputFormat, ReadOptions};
@@ -22,6 +22,7 @@ use netsentinel::metrics::Metrics;
 use netsentinel::output::{self, OutputFormat};
 use netsentinel::plan::{self, Bytes, PlanReport};
 use netsentinel::project::Project;
+use netsentinel::registry;
 use netsentinel::render::Naming;
 use netsentinel::runner::{RunReport, Runner, StepOutcome};
 use netsentinel::schedule::Scheduler;
@@ -104,6 +105,23 @@ pub enum Command {
     /// Print the environment variables pipelines.yaml needs (every ${VAR} it references) as shell
     /// exports, from `terraform output -json`: eval "$(netsentinel env --from-terraform FILE)".
     Env(EnvArgs),
+    /// List the registered versions of the versioned model (champion, challengers, retired), or
+    /// `models promote VERSION` to make one the champion by hand (rollback or roll forward).
+    Models(ModelsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    pub action: Option<ModelsAction>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// Make VERSION (netlog_kmeans_v3, or 3) the champion; the current champion is retired.
+    Promote { version: String },
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +175,16 @@ pub struct GeneratorArgs {
     /// Start of the generated traffic (RFC 3339).
     #[arg(long)]
     pub start: Option<DateTime<Utc>>,
+    /// From this time (RFC 3339) on, traffic drifts as --drift-volume and --drift-destinations say.
+    #[arg(long)]
+    pub drift_at: Option<DateTime<Utc>>,
+    /// After --drift-at, each subscriber sends this many times as many flows, each as large.
+    #[arg(long, requires = "drift_at")]
+    pub drift_volume: Option<f64>,
+    /// After --drift-at, this share (0..1) of flows goes to destinations the subscriber never
+    /// used before, in subnets of its usual pool it did not use.
+    #[arg(long, requires = "drift_at")]
+    pub drift_destinations: Option<f64>,
 }
 
 impl GeneratorArgs {
@@ -176,6 +204,11 @@ impl GeneratorArgs {
             average_gap: self.average_gap,
             anomaly_rate: self.anomaly_rate,
             start: self.start.unwrap_or(defaults.start),
+            drift: self.drift_at.map(|at| Drift {
+                at,
+                volume: self.drift_volume.unwrap_or(1.0),
+                new_destinations: self.drift_destinations.unwrap_or(0.0),
+            }),
         };
         config.validate()?;
         Ok(config)
@@ -333,6 +366,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Test(args) => test_command(&cli.global, &args),
         Command::Schedule(args) => schedule_command(&cli.global, &args),
         Command::Env(args) => env_command(&cli.global, &args),
+        Command::Models(args) => models_command(&cli.global, &args),
     }
 }
 
@@ -460,6 +494,10 @@ fn write_run_report(out: &mut impl Write, report: &RunReport) -> std::io::Result
         for note in &step.notes {
             writeln!(out, "                  {note}")?;
         }
+    }
+    if let Some(triggered) = &report.triggered {
+        writeln!(out, "  drift policy fired: {} runs now", triggered.pipeline)?;
+        write_run_report(out, triggered)?;
     }
     Ok(())
 }
@@ -749,6 +787,27 @@ fn test_command(global: &GlobalArgs, args: &TestArgs) -> anyhow::Result<()> {
     }
     if !report.success() {
         bail!("{} SQL test(s) failed", report.failures());
+    }
+    Ok(())
+}
+
+fn models_command(global: &GlobalArgs, args: &ModelsArgs) -> anyhow::Result<()> {
+    let session = Session::load(global)?;
+    let mut warehouse = session.open_warehouse()?;
+    let mut out = std::io::stdout().lock();
+    match &args.action {
+        None => {
+            let versions = registry::list(warehouse.as_mut())?;
+            output::write(&versions, args.format, &mut out)?;
+        }
+        Some(ModelsAction::Promote { version }) => {
+            let promoted = registry::promote(warehouse.as_mut(), &session.project, version)?;
+            writeln!(
+                out,
+                "{}_v{} is the champion ({})",
+                promoted.model.name, promoted.version, promoted.reason
+            )?;
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::project::{Materialization, Project};
+use crate::registry::ModelVersions;
 use crate::render::{self, Naming, RenderContext, RenderError};
 use crate::vars::Vars;
 
@@ -33,11 +34,14 @@ pub fn compile(
     vars: &Vars,
     out_dir: &Path,
 ) -> Result<Vec<PathBuf>, CompileError> {
+    // Without a warehouse the registry is unknown: render what a first run builds.
+    let models = ModelVersions::first(project);
     let context = RenderContext {
         project,
         naming,
         vars,
         run_id: COMPILE_RUN_ID,
+        models: &models,
     };
     let mut written = Vec::new();
     for step in project.steps.values() {

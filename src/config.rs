@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer};
 
 use crate::alerts::config::AlertsConfig;
+use crate::drift::config::DriftConfig;
 use crate::relation::{Dataset, Identifier};
 use crate::schedule::config::SchedulerConfig;
 use crate::vars::{VarType, VarValue, Vars};
@@ -61,6 +62,8 @@ pub struct ProjectConfig {
     /// How `netsentinel schedule` runs the pipelines' schedules.
     #[serde(default)]
     pub scheduler: SchedulerConfig,
+    /// The drift policy and promotion gate; a pipeline applies it by listing the `drift` step.
+    pub drift: Option<DriftConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -336,6 +339,12 @@ impl ProjectConfig {
         }
         if let Some(problem) = self.alerts.as_ref().and_then(|a| a.problem()) {
             return Err(invalid("alerts".into(), &["alerts"], problem));
+        }
+        if let Some((key, problem)) = self.drift.as_ref().and_then(|d| d.problem()) {
+            let path: Vec<&str> = std::iter::once("drift")
+                .chain(key.iter().copied())
+                .collect();
+            return Err(invalid(path.join("."), &path, problem));
         }
         for (name, decl) in &self.vars {
             VarValue::from_yaml(name, decl.ty, &decl.default).map_err(|e| {

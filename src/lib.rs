@@ -3,7 +3,8 @@
 //!
 //! A project is `pipelines.yaml` plus Tera-templated GoogleSQL under `sql/` (`project`,
 //! `config`, `render`, `dag`); `runner` executes pipelines on any `engine::Warehouse`, recording
-//! `state`; `ingest` loads netlog, `generate` makes labelled mock netlog; `googlesql` and `bqml`
+//! `state`; `registry` versions and gates the watched model and `drift` decides when to retrain it;
+//! `ingest` loads netlog, `generate` makes labelled mock netlog; `googlesql` and `bqml`
 //! let the embedded engine run GoogleSQL and BigQuery ML.
 
 pub mod alerts;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod dag;
 pub mod demo;
 pub mod deploy;
+pub mod drift;
 pub mod engine;
 pub mod event;
 pub mod generate;
@@ -23,6 +25,7 @@ pub mod output;
 pub mod plan;
 pub mod project;
 pub mod pubsub;
+pub mod registry;
 pub mod relation;
 pub mod render;
 pub mod runner;

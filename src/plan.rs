@@ -9,8 +9,10 @@ use std::fmt;
 
 use crate::engine::{DryRun, JobContext, Warehouse};
 use crate::project::{Materialization, Project};
+use crate::registry::ModelVersions;
 use crate::render::{self, RenderContext};
 use crate::runner::RunError;
+use crate::state;
 use crate::vars::Vars;
 
 /// The run id plans render with; nothing is recorded under it.
@@ -59,11 +61,19 @@ pub fn plan(
     let steps = project.plan(pipelines)?;
     warehouse.ensure_datasets()?;
     let naming = warehouse.naming().clone();
+    // Before any run there is no registry: plan what a first run builds.
+    let first = ModelVersions::first(project);
+    let models = if !first.is_empty() && warehouse.relation_exists(&state::model_registry())? {
+        ModelVersions::load(warehouse, project, PLAN_RUN_ID)?
+    } else {
+        first
+    };
     let context = RenderContext {
         project,
         naming: &naming,
         vars,
         run_id: PLAN_RUN_ID,
+        models: &models,
     };
     let mut report = PlanReport::default();
     for step in steps {

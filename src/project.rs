@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::alerts;
 use crate::config::{self, ConfigError, PipelineConfig, ProjectConfig};
 use crate::dag::{CycleError, Dag, EdgeOrigin};
+use crate::drift;
 use crate::ingest::schema;
 use crate::relation::{Dataset, Identifier, TableRef};
 use crate::render::scan::{self, HelperCall, Literal, ScannedTemplate};
@@ -83,14 +84,17 @@ impl Materialization {
 pub enum BuiltinStep {
     /// Turns new anomalies into alerts and delivers them (`alerts:` in pipelines.yaml).
     Alerts,
+    /// Applies the drift policy to the latest measurements and starts a retrain (`drift:`).
+    Drift,
 }
 
 impl BuiltinStep {
-    pub const ALL: [BuiltinStep; 1] = [BuiltinStep::Alerts];
+    pub const ALL: [BuiltinStep; 2] = [BuiltinStep::Alerts, BuiltinStep::Drift];
 
     pub fn name(self) -> &'static str {
         match self {
             BuiltinStep::Alerts => alerts::STEP_NAME,
+            BuiltinStep::Drift => drift::STEP_NAME,
         }
     }
 
@@ -147,6 +151,7 @@ impl Project {
         let dag = build_dag(&config, &steps)?;
         dag.topological_order()?;
         check_pipelines(&config, &config_text, &steps)?;
+        check_drift(&config, &config_text, &steps)?;
         check_raw_sources(&config, &config_text)?;
         Ok(Project {
             root: root.to_path_buf(),
@@ -534,6 +539,19 @@ fn check_pipelines(
                     ),
                 });
             }
+            if step == drift::STEP_NAME && config.drift.is_none() {
+                return Err(ProjectError::Layout {
+                    file: format!(
+                        "{}:{}",
+                        config::CONFIG_FILE,
+                        config::locate(config_text, step).0
+                    ),
+                    message: format!(
+                        "pipeline `{pipeline}` runs the `{}` step, but there is no `drift:` section with its policy",
+                        drift::STEP_NAME
+                    ),
+                });
+            }
             if !steps.contains_key(step) && BuiltinStep::parse(step).is_none() {
                 return Err(ProjectError::UnknownPipelineStep {
                     path: PathBuf::from(config::CONFIG_FILE),
@@ -549,6 +567,66 @@ fn check_pipelines(
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// The steps and pipeline the `drift:` section names exist and are of the right kind.
+fn check_drift(
+    config: &ProjectConfig,
+    config_text: &str,
+    steps: &BTreeMap<String, Step>,
+) -> Result<(), ProjectError> {
+    let Some(drift) = &config.drift else {
+        return Ok(());
+    };
+    let error = |key: &[&str], message: String| ProjectError::Layout {
+        file: format!(
+            "{}:{}",
+            config::CONFIG_FILE,
+            config::locate_key(config_text, key).0
+        ),
+        message,
+    };
+    let step_named = |name: &Identifier, model: bool| {
+        steps.values().any(|s| {
+            s.relation.name == *name && (s.config.materialized == Materialization::Model) == model
+        })
+    };
+    if !step_named(&drift.model, true) {
+        return Err(error(
+            &["drift", "model"],
+            format!(
+                "drift.model names `{}`, but no step under {SQL_DIR}/models/ builds a model of that name",
+                drift.model
+            ),
+        ));
+    }
+    for (key, name) in [
+        (&["drift", "metrics_from"][..], &drift.metrics_from),
+        (
+            &["drift", "promotion", "training_set"][..],
+            &drift.promotion.training_set,
+        ),
+    ] {
+        if !step_named(name, false) {
+            return Err(error(
+                key,
+                format!(
+                    "{} names `{name}`, but no step under {SQL_DIR}/ builds a table or view of that name",
+                    key.join(".")
+                ),
+            ));
+        }
+    }
+    if !config.pipelines.contains_key(&drift.then) {
+        return Err(error(
+            &["drift", "then"],
+            format!(
+                "drift.then names pipeline `{}`, which pipelines.yaml does not define",
+                drift.then
+            ),
+        ));
     }
     Ok(())
 }

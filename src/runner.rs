@@ -10,8 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::alerts::{AlertStep, AlertsError, AlertsOutcome};
+use crate::drift::{self, DriftError, DriftStep};
 use crate::engine::{EngineError, JobContext, ScriptOutcome, Warehouse};
 use crate::project::{BuiltinStep, Materialization, Project, ProjectError, Step};
+use crate::registry::{self, ModelVersions, Registered, RegistryError};
+use crate::relation::Identifier;
 use crate::render::{self, RenderContext, RenderError};
 use crate::sqltest::assertions::{self, AssertionError, AssertionResult, StandaloneAssertions};
 use crate::state::{RunRecord, Status};
@@ -51,6 +54,19 @@ pub enum RunError {
         pipeline: String,
         run_id: String,
         next_step: String,
+    },
+    #[error("step {step} ({file}) built the model, but registering it failed: {source}")]
+    Registry {
+        step: String,
+        file: String,
+        #[source]
+        source: RegistryError,
+    },
+    #[error("step {step} failed: {source}")]
+    Drift {
+        step: String,
+        #[source]
+        source: DriftError,
     },
 }
 
@@ -94,6 +110,17 @@ pub struct RunReport {
     pub run_id: String,
     pub resumed: bool,
     pub steps: Vec<StepReport>,
+    /// The pipeline this run's drift decision started (a retrain), run right after it.
+    pub triggered: Option<Box<RunReport>>,
+}
+
+/// What a built-in step did.
+struct BuiltinOutcome {
+    rows_affected: u64,
+    notes: Vec<String>,
+    alerts: Option<AlertsOutcome>,
+    /// A pipeline the step asks to run next (the drift policy's retrain).
+    then: Option<Identifier>,
 }
 
 pub struct Runner<'a> {
@@ -143,6 +170,8 @@ impl Runner<'_> {
             tracing::info!(pipeline, run_id = %record.run_id, steps = plan.len(), "run started");
         }
         let standalone = StandaloneAssertions::load(self.project)?;
+        // Champions change only when this run registers a model, which reloads them.
+        let mut models = ModelVersions::load(warehouse, self.project, &record.run_id)?;
         let mut steps = Vec::with_capacity(plan.len());
         for step in plan {
             if record.already_completed(&step.name) {
@@ -158,16 +187,22 @@ impl Runner<'_> {
                 target: self.target.to_string(),
                 maximum_bytes_billed: step.config.maximum_bytes_billed,
             }));
-            let checked = self.run_step(warehouse, &record, step).and_then(|outcome| {
-                let assertions = self.check_step(warehouse, &record, &standalone, step)?;
-                Ok(StepReport {
-                    step: step.name.clone(),
-                    outcome,
-                    assertions,
-                    notes: Vec::new(),
-                    alerts: None,
-                })
-            });
+            let checked = self.run_step(warehouse, &record, &models, step).and_then(
+                |(outcome, registered)| {
+                    if registered.is_some() {
+                        models = ModelVersions::load(warehouse, self.project, &record.run_id)?;
+                    }
+                    let assertions =
+                        self.check_step(warehouse, &record, &models, &standalone, step)?;
+                    Ok(StepReport {
+                        step: step.name.clone(),
+                        outcome,
+                        assertions,
+                        notes: registered.iter().map(Registered::note).collect(),
+                        alerts: None,
+                    })
+                },
+            );
             warehouse.set_job_context(None);
             match checked {
                 Ok(report) => steps.push(report),
@@ -177,6 +212,7 @@ impl Runner<'_> {
                 }
             }
         }
+        let mut retrain = None;
         for builtin in self.project.builtin_steps(pipeline) {
             if record.already_completed(builtin.name()) {
                 steps.push(StepReport::skipped(builtin.name()));
@@ -193,7 +229,10 @@ impl Runner<'_> {
             let report = self.run_builtin(warehouse, &record, builtin);
             warehouse.set_job_context(None);
             match report {
-                Ok(report) => steps.push(report),
+                Ok((report, then)) => {
+                    retrain = retrain.or(then);
+                    steps.push(report)
+                }
                 Err(error) => {
                     record.finish(warehouse, Status::Failed, Some(&error.to_string()))?;
                     return Err(error);
@@ -202,20 +241,63 @@ impl Runner<'_> {
         }
         record.finish(warehouse, Status::Success, None)?;
         tracing::info!(pipeline, run_id = %record.run_id, "run finished");
+        let triggered = match retrain.filter(|then| then.as_str() != pipeline) {
+            Some(then) => Some(Box::new(self.retrain(warehouse, &record.run_id, &then)?)),
+            None => None,
+        };
         Ok(RunReport {
             pipeline: pipeline.to_string(),
             run_id: record.run_id.clone(),
             resumed: record.resumed,
             steps,
+            triggered,
         })
     }
 
+    /// Runs the pipeline a drift decision asked for and writes what it came to onto the
+    /// decision. A failed retrain is recorded and returned; the next breach streak tries again.
+    fn retrain(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        decision_run_id: &str,
+        then: &Identifier,
+    ) -> Result<RunReport, RunError> {
+        tracing::info!(pipeline = %then, "drift policy fired: retraining");
+        match self.run_pipeline(warehouse, then.as_str()) {
+            Ok(report) => {
+                let outcome: Vec<&str> = report
+                    .steps
+                    .iter()
+                    .flat_map(|s| &s.notes)
+                    .map(String::as_str)
+                    .collect();
+                let outcome = if outcome.is_empty() {
+                    format!("pipeline {then} ran; it registered no model version")
+                } else {
+                    outcome.join("; ")
+                };
+                drift::record_outcome(warehouse, decision_run_id, Some(&report.run_id), &outcome)?;
+                Ok(report)
+            }
+            Err(error) => {
+                drift::record_outcome(
+                    warehouse,
+                    decision_run_id,
+                    None,
+                    &format!("pipeline {then} failed: {error}"),
+                )?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs a built-in step; also returns the pipeline a drift decision wants run next.
     fn run_builtin(
         &self,
         warehouse: &mut dyn Warehouse,
         record: &RunRecord,
         builtin: BuiltinStep,
-    ) -> Result<StepReport, RunError> {
+    ) -> Result<(StepReport, Option<Identifier>), RunError> {
         let name = builtin.name();
         record.step_started(warehouse, name)?;
         tracing::info!(step = name, "step started");
@@ -235,13 +317,45 @@ impl Runner<'_> {
                         run_id: &record.run_id,
                     }
                     .run(warehouse)
+                    .map(|outcome| BuiltinOutcome {
+                        rows_affected: outcome.new_anomalies as u64,
+                        notes: outcome.notes(),
+                        alerts: Some(outcome),
+                        then: None,
+                    })
+                    .map_err(|source| RunError::Alerts {
+                        step: name.to_string(),
+                        source,
+                    })
+                }
+                BuiltinStep::Drift => {
+                    let config =
+                        self.project.config.drift.as_ref().expect(
+                            "project load checks that a pipeline with `drift` has a config",
+                        );
+                    DriftStep {
+                        project: self.project,
+                        config,
+                        run_id: &record.run_id,
+                    }
+                    .run(warehouse)
+                    .map(|outcome| BuiltinOutcome {
+                        rows_affected: 1,
+                        notes: outcome.notes(config),
+                        alerts: None,
+                        then: outcome.retrain,
+                    })
+                    .map_err(|source| RunError::Drift {
+                        step: name.to_string(),
+                        source,
+                    })
                 }
             };
         let duration = started.elapsed();
         let duration_ms = duration.as_millis() as u64;
         match result {
-            Ok(alerts) => {
-                let rows_affected = alerts.new_anomalies as u64;
+            Ok(done) => {
+                let rows_affected = done.rows_affected;
                 let outcome = ScriptOutcome {
                     rows_affected,
                     ..warehouse.context_outcome()
@@ -253,19 +367,20 @@ impl Runner<'_> {
                     rows = rows_affected,
                     "step finished"
                 );
-                Ok(StepReport {
+                let report = StepReport {
                     step: name.to_string(),
                     outcome: StepOutcome::Ran {
                         duration,
                         rows_affected,
                     },
                     assertions: Vec::new(),
-                    notes: alerts.notes(),
-                    alerts: Some(alerts),
-                })
+                    notes: done.notes,
+                    alerts: done.alerts,
+                };
+                Ok((report, done.then))
             }
-            Err(source) => {
-                let message = source.to_string();
+            Err(error) => {
+                let message = error.to_string();
                 record.step_finished(
                     warehouse,
                     name,
@@ -274,10 +389,7 @@ impl Runner<'_> {
                     None,
                     Some(&message),
                 )?;
-                Err(RunError::Alerts {
-                    step: name.to_string(),
-                    source,
-                })
+                Err(error)
             }
         }
     }
@@ -287,6 +399,7 @@ impl Runner<'_> {
         &self,
         warehouse: &mut dyn Warehouse,
         record: &RunRecord,
+        models: &ModelVersions,
         standalone: &StandaloneAssertions,
         step: &Step,
     ) -> Result<Vec<AssertionResult>, RunError> {
@@ -296,6 +409,7 @@ impl Runner<'_> {
             naming: &naming,
             vars: self.vars,
             run_id: &record.run_id,
+            models,
         };
         let results = assertions::run_for_step(&context, warehouse, standalone, step, |_| true)?;
         assertions::record(warehouse, &naming, &record.run_id, &results)?;
@@ -317,12 +431,15 @@ impl Runner<'_> {
         }
     }
 
+    /// Runs one SQL step; a step that builds the versioned model also registers the version
+    /// through the promotion gate before the step counts as done.
     fn run_step(
         &self,
         warehouse: &mut dyn Warehouse,
         record: &RunRecord,
+        models: &ModelVersions,
         step: &Step,
-    ) -> Result<StepOutcome, RunError> {
+    ) -> Result<(StepOutcome, Option<Registered>), RunError> {
         let incremental = step.config.materialized == Materialization::Incremental
             && warehouse.relation_exists(&step.relation)?;
         let naming = warehouse.naming().clone();
@@ -331,25 +448,39 @@ impl Runner<'_> {
             naming: &naming,
             vars: self.vars,
             run_id: &record.run_id,
+            models,
         };
         let rendered = render::render_step(&context, step, incremental)?;
         record.step_started(warehouse, &step.name)?;
         tracing::info!(step = %step.name, incremental, "step started");
         let started = Instant::now();
-        let result = warehouse.execute_script(&rendered.script);
+        let result = warehouse
+            .execute_script(&rendered.script)
+            .map_err(|source| RunError::Step {
+                step: step.name.clone(),
+                file: step.file.clone(),
+                source,
+            })
+            .and_then(|outcome| {
+                let registered = self.register(warehouse, record, models, step)?;
+                Ok((outcome, registered))
+            });
         let duration = started.elapsed();
         let duration_ms = duration.as_millis() as u64;
         match result {
-            Ok(outcome) => {
+            Ok((outcome, registered)) => {
                 record.step_succeeded(warehouse, &step.name, duration_ms, &outcome)?;
                 tracing::info!(step = %step.name, duration_ms, rows = outcome.rows_affected, "step finished");
-                Ok(StepOutcome::Ran {
-                    duration,
-                    rows_affected: outcome.rows_affected,
-                })
+                Ok((
+                    StepOutcome::Ran {
+                        duration,
+                        rows_affected: outcome.rows_affected,
+                    },
+                    registered,
+                ))
             }
-            Err(source) => {
-                let message = source.to_string();
+            Err(error) => {
+                let message = error.to_string();
                 record.step_finished(
                     warehouse,
                     &step.name,
@@ -358,12 +489,41 @@ impl Runner<'_> {
                     None,
                     Some(&message),
                 )?;
-                Err(RunError::Step {
-                    step: step.name.clone(),
-                    file: step.file.clone(),
-                    source,
-                })
+                Err(error)
             }
         }
+    }
+
+    /// Registers the version the versioned model's step just built, through the gate.
+    fn register(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        record: &RunRecord,
+        models: &ModelVersions,
+        step: &Step,
+    ) -> Result<Option<Registered>, RunError> {
+        let (Some(drift), Some(versions)) = (
+            self.project.config.drift.as_ref(),
+            models.get(step.relation.name.as_str()),
+        ) else {
+            return Ok(None);
+        };
+        if step.config.materialized != Materialization::Model {
+            return Ok(None);
+        }
+        registry::register(
+            warehouse,
+            self.project,
+            &drift.promotion,
+            &step.relation,
+            versions.training,
+            &record.run_id,
+        )
+        .map(Some)
+        .map_err(|source| RunError::Registry {
+            step: step.name.clone(),
+            file: step.file.clone(),
+            source,
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! Run state kept in the warehouse's `ops` dataset: `ops.runs`, `ops.step_runs` and
-//! `ops.model_registry`. Written as GoogleSQL through the `Warehouse` trait, so both engines keep
-//! the same history.
+//! `ops.model_registry` (whose gate columns `registry` writes). Written as GoogleSQL through the
+//! `Warehouse` trait, so both engines keep the same history.
 
 use crate::engine::{Cell, EngineError, ScriptOutcome, Warehouse};
 use crate::relation::{Dataset, TableRef};
@@ -25,7 +25,7 @@ fn ops_table(name: &str) -> TableRef {
 
 /// DDL for the state tables, idempotent.
 pub fn ddl(naming: &Naming) -> Vec<String> {
-    vec![
+    let mut statements = vec![
         format!(
             "CREATE TABLE IF NOT EXISTS {} (run_id STRING, pipeline STRING, target STRING, status STRING, started_at TIMESTAMP, finished_at TIMESTAMP, error STRING)",
             naming.qualify(&runs())
@@ -47,8 +47,31 @@ pub fn ddl(naming: &Naming) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {} (model_name STRING, version INT64, relation STRING, run_id STRING, trained_at TIMESTAMP, status STRING)",
             naming.qualify(&model_registry())
         ),
-    ]
+    ];
+    // What the promotion gate records (src/registry.rs); added to warehouses made before it.
+    statements.extend(REGISTRY_GATE_COLUMNS.iter().map(|(column, ty)| {
+        format!(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {column} {ty}",
+            naming.qualify(&model_registry())
+        )
+    }));
+    statements
 }
+
+/// Columns of `ops.model_registry` after the first six: training data and holdout metrics of a
+/// version, the champion it was compared with, and why it has its status.
+const REGISTRY_GATE_COLUMNS: [(&str, &str); 10] = [
+    ("training_rows", "INT64"),
+    ("holdout_rows", "INT64"),
+    ("training_from", "TIMESTAMP"),
+    ("training_to", "TIMESTAMP"),
+    ("davies_bouldin_index", "FLOAT64"),
+    ("mean_squared_distance", "FLOAT64"),
+    ("compared_with", "INT64"),
+    ("champion_davies_bouldin_index", "FLOAT64"),
+    ("reason", "STRING"),
+    ("status_changed_at", "TIMESTAMP"),
+];
 
 /// Registers the model a model step just built, in the same script (so in the same transaction
 /// where the engine has them). A resumed run that already registered it adds nothing.

@@ -184,6 +184,63 @@ locals {
         ["run_id", "STRING"],
         ["trained_at", "TIMESTAMP"],
         ["status", "STRING"],
+        ["training_rows", "INT64"],
+        ["holdout_rows", "INT64"],
+        ["training_from", "TIMESTAMP"],
+        ["training_to", "TIMESTAMP"],
+        ["davies_bouldin_index", "FLOAT64"],
+        ["mean_squared_distance", "FLOAT64"],
+        ["compared_with", "INT64"],
+        ["champion_davies_bouldin_index", "FLOAT64"],
+        ["reason", "STRING"],
+        ["status_changed_at", "TIMESTAMP"],
+      ]
+    }
+    "ops.drift_metrics" = {
+      dataset         = "ops"
+      name            = "drift_metrics"
+      description     = "Drift of each scored batch from the champion's training data (sql/ops/drift_metrics.sql)."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["model_name", "STRING"],
+        ["model_version", "INT64"],
+        ["window_from", "TIMESTAMP"],
+        ["window_to", "TIMESTAMP"],
+        ["metric", "STRING"],
+        ["value", "FLOAT64"],
+        ["scored_rows", "INT64"],
+        ["training_rows", "INT64"],
+        ["threshold", "FLOAT64"],
+        ["breached", "BOOL"],
+        ["measured_at", "TIMESTAMP"],
+      ]
+    }
+    "ops.drift_decisions" = {
+      dataset         = "ops"
+      name            = "drift_decisions"
+      description     = "Every decision of the drift policy, with its numbers and the retrain's outcome (src/drift/mod.rs)."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["run_id", "STRING"],
+        ["decided_at", "TIMESTAMP"],
+        ["model_name", "STRING"],
+        ["model_version", "INT64"],
+        ["metric", "STRING"],
+        ["value", "FLOAT64"],
+        ["threshold", "FLOAT64"],
+        ["streak", "INT64"],
+        ["consecutive", "INT64"],
+        ["scored_rows", "INT64"],
+        ["window_from", "TIMESTAMP"],
+        ["window_to", "TIMESTAMP"],
+        ["action", "STRING"],
+        ["reason", "STRING"],
+        ["cooldown_until", "TIMESTAMP"],
+        ["then_pipeline", "STRING"],
+        ["train_run_id", "STRING"],
+        ["outcome", "STRING"],
       ]
     }
     "ops.alert_outbox" = {

@@ -35,7 +35,11 @@ fn compile_writes_each_step_for_local_and_bigquery() {
     );
     let model = local("models/netlog_kmeans.sql");
     assert!(
-        model.contains("CREATE OR REPLACE MODEL models.netlog_kmeans"),
+        model.contains("CREATE OR REPLACE MODEL models.netlog_kmeans_v1\n"),
+        "without a warehouse, compile renders the first version: {model}"
+    );
+    assert!(
+        model.contains("FROM features.netlog_training_set\nWHERE NOT holdout"),
         "{model}"
     );
     assert!(model.contains("num_clusters = 4"), "{model}");
@@ -56,7 +60,7 @@ fn compile_writes_each_step_for_local_and_bigquery() {
     let anomalies = bq("inferenced/netlog_anomalies.sql");
     assert!(anomalies.starts_with("CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_anomalies`\nPARTITION BY DATE(window_start)\nCLUSTER BY subscriberId, dst_subnet AS"), "{anomalies}");
     assert!(
-        anomalies.contains("MODEL `acme-netlog.netlog_models.netlog_kmeans`"),
+        anomalies.contains("MODEL `acme-netlog.netlog_models.netlog_kmeans_v1`"),
         "{anomalies}"
     );
     assert!(
@@ -67,12 +71,7 @@ fn compile_writes_each_step_for_local_and_bigquery() {
         anomalies.contains("STRUCT(0.01 AS contamination)"),
         "{anomalies}"
     );
-    assert!(
-        anomalies.contains(
-            "FROM `acme-netlog.netlog_ops.model_registry` WHERE model_name = 'netlog_kmeans'"
-        ),
-        "{anomalies}"
-    );
+    assert!(anomalies.contains("  1 AS model_version,"), "{anomalies}");
 
     let missing_env = project
         .command(&["compile", "--target", "bigquery"])

@@ -51,13 +51,24 @@ fn bqml_fixture_renders_verbatim_for_bigquery() {
     );
 }
 
-/// The shipped project's BigQuery scripts, first and incremental runs: the incremental ones
-/// declare their bounds as script variables, which is what lets BigQuery prune partitions.
+/// The shipped project's BigQuery scripts, first and incremental runs, drift and retraining
+/// included: the incremental ones declare their bounds as script variables, which is what lets
+/// BigQuery prune partitions.
 #[test]
 fn shipped_project_renders_for_bigquery_as_golden() {
     let project = TestProject::shipped();
     let compiled = compile_for_bigquery(&project);
-    assert_matches_golden(&compiled, "netlog_project", 6);
+    assert_matches_golden(&compiled, "netlog_project", 11);
+    // The drift metrics read the champion, the registry and the scored windows.
+    let metrics = std::fs::read_to_string(compiled.join("ops/drift_metrics.sql")).unwrap();
+    for expected in [
+        "MODEL `acme-netlog.netlog_models.netlog_kmeans_v1`",
+        "FROM `acme-netlog.netlog_ops.model_registry`",
+        "FROM `acme-netlog.netlog_inferenced.netlog_anomalies`",
+        "APPROX_QUANTILES(normalized_distance, 2)[OFFSET(1)]",
+    ] {
+        assert!(metrics.contains(expected), "{expected} not in {metrics}");
+    }
     let windows =
         std::fs::read_to_string(compiled.join("features/netlog_windows.incremental.sql")).unwrap();
     assert!(

@@ -69,14 +69,22 @@ fn demo_detects_injected_attacks_and_a_rerun_changes_nothing() {
         "ops.runs",
         "ops.step_runs",
         "ops.model_registry",
+        "ops.drift_metrics",
+        "ops.drift_decisions",
     ] {
         assert!(
             tables.iter().any(|t| t == expected),
             "{expected} missing from {tables:?}"
         );
     }
-    let models = project.query_csv("SELECT model_name FROM models.__models");
-    assert_eq!(models, ["models.netlog_kmeans"]);
+    let models = project.query_csv("SELECT model_name FROM models.__models ORDER BY 1");
+    assert_eq!(
+        models,
+        ["models.netlog_kmeans_refit", "models.netlog_kmeans_v1"],
+        "one registered version, and the drift step's scratch refit"
+    );
+    let registry = project.query_csv("SELECT version, status, training_rows > 0, holdout_rows > 0, davies_bouldin_index > 0 FROM ops.model_registry");
+    assert_eq!(registry, ["1,champion,true,true,true"]);
 
     // Rerun: same data, nothing new stored or scored.
     let before = counts(

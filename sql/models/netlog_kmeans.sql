@@ -1,7 +1,9 @@
--- k-means over every feature window. Runs natively on BigQuery ML; the local engine trains it
--- with the same semantics. The default RANDOM initialization starts from typical windows;
--- KMEANS++ seeds far-away points, which hands a burst of similar attacks (a port-scan wave) a
--- cluster of its own, and their normalized distances then look normal.
+-- k-means over the training windows (netlog_training_set without its holdout). Runs natively on
+-- BigQuery ML; the local engine trains it with the same semantics. The default RANDOM
+-- initialization starts from typical windows; KMEANS++ seeds far-away points, which hands a
+-- burst of similar attacks (a port-scan wave) a cluster of its own, and their normalized
+-- distances then look normal. Each run builds a new version (netlog_kmeans_v<N>); it becomes
+-- the champion that model("netlog_kmeans") reads only if it passes the promotion gate.
 CREATE OR REPLACE MODEL {{ this }}
 OPTIONS (
   model_type = 'kmeans',
@@ -9,5 +11,6 @@ OPTIONS (
   standardize_features = TRUE,
   max_iterations = 50
 ) AS
-SELECT * EXCEPT (subscriberId, dst_subnet, window_start, window_end, labels)
-FROM {{ ref("netlog_model_inputs") }}
+SELECT * EXCEPT (subscriberId, dst_subnet, window_start, window_end, labels, holdout)
+FROM {{ ref("netlog_training_set") }}
+WHERE NOT holdout

@@ -20,9 +20,8 @@ use chrono::{DateTime, Utc};
 
 use crate::engine::{Cell, EngineError, ResultSet, Warehouse};
 use crate::project::{Materialization, Project};
+use crate::registry;
 use crate::relation::TableRef;
-use crate::state;
-use crate::vars::quote_string;
 
 use self::config::AlertsConfig;
 use self::message::{Alert, ModelProfile, Origin, ScoredWindow};
@@ -242,7 +241,7 @@ impl AlertStep<'_> {
         rows: &ResultSet,
         origin: &Origin<'_>,
     ) -> Result<Vec<Alert>, AlertsError> {
-        let profile = model_profile(warehouse, model)?;
+        let profile = model_profile(warehouse, self.project, model)?;
         let windows = scored_windows(rows, &profile, &warehouse.naming().qualify(scored))?;
         let thresholds = thresholds(warehouse, scored, &windows)?;
         Ok(windows
@@ -392,19 +391,11 @@ fn record_batch(
 /// so the same code explains alerts on every engine.
 fn model_profile(
     warehouse: &mut dyn Warehouse,
+    project: &Project,
     model: &TableRef,
 ) -> Result<ModelProfile, EngineError> {
-    let naming = warehouse.naming().clone();
-    let qualified = naming.qualify(model);
-    let version = warehouse
-        .query(&format!(
-            "SELECT MAX(version) FROM {} WHERE model_name = {}",
-            naming.qualify(&state::model_registry()),
-            quote_string(model.name.as_str())
-        ))?
-        .scalar()
-        .and_then(Cell::as_i64)
-        .unwrap_or(0);
+    let (serving, version) = registry::serving(warehouse, project, model)?;
+    let qualified = warehouse.naming().qualify(&serving);
     let info = warehouse.query(&format!(
         "SELECT input, stddev FROM ML.FEATURE_INFO(MODEL {qualified})"
     ))?;

@@ -99,7 +99,25 @@ pub struct GeneratorConfig {
     /// Probability that a (subscriber, calendar minute) hosts an anomaly episode.
     pub anomaly_rate: f64,
     pub start: DateTime<Utc>,
+    /// A shift of normal traffic from a given time on, to produce drift on demand.
+    pub drift: Option<Drift>,
 }
+
+/// Normal traffic changes at `at`: every subscriber sends `volume` times as many flows (each
+/// as large as before), and a `new_destinations` share of its flows goes to destinations in
+/// subnets of the service pool it never used. Draws for the new destinations come from their
+/// own stream, so traffic before `at` is byte-identical to a run without drift.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Drift {
+    pub at: DateTime<Utc>,
+    pub volume: f64,
+    pub new_destinations: f64,
+}
+
+/// Most a drift may multiply the flow rate by.
+const MAX_DRIFT_VOLUME: f64 = 100.0;
+/// Destinations a subscriber gains when its destination mix drifts.
+const DRIFT_DESTINATIONS: usize = 3;
 
 impl Default for GeneratorConfig {
     /// 100 subscribers × 30 minutes at one flow per 1.8 s each: ~100k normal events plus ~90
@@ -112,6 +130,7 @@ impl Default for GeneratorConfig {
             average_gap: StdDuration::from_millis(1800),
             anomaly_rate: 0.03,
             start: DateTime::from_timestamp_millis(DEFAULT_START_MS).unwrap_or_default(),
+            drift: None,
         }
     }
 }
@@ -158,6 +177,29 @@ impl GeneratorConfig {
         }
         if !(0.0..=1.0).contains(&self.anomaly_rate) {
             return Err(invalid("anomaly-rate", self.anomaly_rate, "0.0..=1.0"));
+        }
+        if let Some(drift) = &self.drift {
+            if !(drift.volume > 0.0 && drift.volume <= MAX_DRIFT_VOLUME) {
+                return Err(invalid(
+                    "drift-volume",
+                    drift.volume,
+                    format!("a factor above 0 and at most {MAX_DRIFT_VOLUME}"),
+                ));
+            }
+            if !(0.0..=1.0).contains(&drift.new_destinations) {
+                return Err(invalid(
+                    "drift-destinations",
+                    drift.new_destinations,
+                    "0.0..=1.0",
+                ));
+            }
+            if drift.volume == 1.0 && drift.new_destinations == 0.0 {
+                return Err(invalid(
+                    "drift-at",
+                    drift.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                    "a time together with --drift-volume or --drift-destinations (what drifts)",
+                ));
+            }
         }
         let start_ms = self.start.timestamp_millis();
         if !(0..=MAX_TIME_MS).contains(&start_ms) {
@@ -269,6 +311,7 @@ enum Purpose {
     Profile = 2,
     Traffic = 3,
     Episode = 4,
+    Drift = 5,
 }
 
 /// An independent ChaCha8 stream per (seed, subscriber, purpose, counter): the key is those
@@ -388,6 +431,17 @@ struct Subscriber {
     /// The current minute's episode, sorted by start; `episode_pos` is the next one to emit.
     episode: Vec<Flow>,
     episode_pos: usize,
+    /// How this subscriber's traffic drifts, if it does.
+    drift: Option<SubscriberDrift>,
+}
+
+struct SubscriberDrift {
+    at_ms: i64,
+    volume: f64,
+    new_share: f64,
+    /// Destinations in pool subnets the subscriber did not use before the drift.
+    destinations: Vec<Destination>,
+    rng: ChaCha8Rng,
 }
 
 fn random_host_in_22(rng: &mut ChaCha8Rng, subnet: Ipv4Addr) -> Ipv4Addr {
@@ -474,6 +528,28 @@ impl Subscriber {
             .sum::<f64>()
             / total_weight;
 
+        let drift = config.drift.map(|drift| {
+            let mut rng = stream_rng(config.seed, index, Purpose::Drift, 0);
+            let unused: Vec<Ipv4Addr> = pool
+                .iter()
+                .copied()
+                .filter(|p| !subnets.contains(p))
+                .collect();
+            let destinations = (0..DRIFT_DESTINATIONS)
+                .map(|_| {
+                    let subnet = unused[rng.random_range(0..unused.len())];
+                    let ip = random_host_in_22(&mut rng, subnet);
+                    Destination::draw(&mut rng, ip)
+                })
+                .collect();
+            SubscriberDrift {
+                at_ms: drift.at.timestamp_millis(),
+                volume: drift.volume,
+                new_share: drift.new_destinations,
+                destinations,
+                rng,
+            }
+        });
         let mut traffic = stream_rng(config.seed, index, Purpose::Traffic, 0);
         let avg_ms = config.average_gap.as_secs_f64() * 1000.0;
         // A random phase keeps subscribers from flowing in lockstep.
@@ -488,6 +564,7 @@ impl Subscriber {
             next_start_ms: config.start.timestamp_millis() + phase,
             episode: Vec::new(),
             episode_pos: 0,
+            drift,
         }
     }
 
@@ -495,7 +572,14 @@ impl Subscriber {
     fn next_normal_flow(&mut self, avg_ms: f64) -> Flow {
         let rng = &mut self.traffic;
         let start_ms = self.next_start_ms;
-        let gap_ms = ((avg_ms * rng.random_range(0.5..1.5)).round() as i64).max(1);
+        let drawn_gap_ms = ((avg_ms * rng.random_range(0.5..1.5)).round() as i64).max(1);
+        let drifting = self.drift.as_mut().filter(|d| start_ms >= d.at_ms);
+        // Drifted volume: flows come `volume` times as often; bytes keep the drawn gap, so
+        // each flow stays as large as before.
+        let gap_ms = match &drifting {
+            Some(d) => ((drawn_gap_ms as f64 / d.volume).round() as i64).max(1),
+            None => drawn_gap_ms,
+        };
         self.next_start_ms = start_ms + gap_ms;
 
         let mut pick = rng.random::<f64>() * self.total_weight;
@@ -507,7 +591,12 @@ impl Subscriber {
             }
             pick -= destination.weight;
         }
-        let gap_s = gap_ms as f64 / 1000.0;
+        let moved = drifting.and_then(|d| {
+            (d.new_share > 0.0 && d.rng.random_bool(d.new_share))
+                .then(|| d.destinations[d.rng.random_range(0..d.destinations.len())].clone())
+        });
+        let chosen = moved.as_ref().unwrap_or(chosen);
+        let gap_s = drawn_gap_ms as f64 / 1000.0;
         let tx = (chosen.tx_base + chosen.tx_per_sec * gap_s) * rng.random_range(0.6..1.4);
         let rx = (chosen.rx_base + chosen.rx_per_sec * gap_s) * rng.random_range(0.6..1.4);
         let (tcp_flag, duration_share) = match chosen.protocol {
@@ -1618,5 +1707,70 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn drift_shifts_normal_traffic_only_from_its_time_on() {
+        let quiet = GeneratorConfig {
+            anomaly_rate: 0.0,
+            ..small()
+        };
+        let at = quiet.start + chrono::Duration::minutes(10);
+        let drifted = GeneratorConfig {
+            drift: Some(Drift {
+                at,
+                volume: 3.0,
+                new_destinations: 0.5,
+            }),
+            ..quiet.clone()
+        };
+        let before = |events: Vec<NetlogEvent>| -> Vec<NetlogEvent> {
+            events.into_iter().filter(|e| e.start_time < at).collect()
+        };
+        let plain = events(&quiet);
+        let shifted = events(&drifted);
+        assert_eq!(before(plain.clone()), before(shifted.clone()));
+
+        let after = |events: &[NetlogEvent]| events.iter().filter(|e| e.start_time >= at).count();
+        let ratio = after(&shifted) as f64 / after(&plain) as f64;
+        assert!((2.7..3.3).contains(&ratio), "flow rate ratio {ratio}");
+
+        let subnet = |ip: &IpAddr| match ip {
+            IpAddr::V4(v4) => u32::from(*v4) >> 10,
+            IpAddr::V6(_) => unreachable!("the generator makes IPv4 only"),
+        };
+        let usual: BTreeSet<(String, u32)> = plain
+            .iter()
+            .map(|e| (e.subscriber_id.clone(), subnet(&e.dst_ip)))
+            .collect();
+        let moved = shifted
+            .iter()
+            .filter(|e| e.start_time >= at)
+            .filter(|e| !usual.contains(&(e.subscriber_id.clone(), subnet(&e.dst_ip))))
+            .count() as f64
+            / after(&shifted) as f64;
+        assert!((0.4..0.6).contains(&moved), "share to new subnets {moved}");
+    }
+
+    #[test]
+    fn drift_needs_something_to_drift() {
+        let config = GeneratorConfig {
+            drift: Some(Drift {
+                at: small().start,
+                volume: 1.0,
+                new_destinations: 0.0,
+            }),
+            ..small()
+        };
+        assert!(config.validate().is_err());
+        let negative = GeneratorConfig {
+            drift: Some(Drift {
+                at: small().start,
+                volume: -2.0,
+                new_destinations: 0.0,
+            }),
+            ..small()
+        };
+        assert!(negative.validate().is_err());
     }
 }

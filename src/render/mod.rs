@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{ConfigError, TargetConfig};
 use crate::project::{Materialization, Project, Step};
+use crate::registry::{self, ModelVersions};
 use crate::relation::{Dataset, Identifier, TableRef};
 use crate::state;
 use crate::vars::{Vars, quote_string};
@@ -74,6 +75,26 @@ pub struct RenderContext<'a> {
     pub vars: &'a Vars,
     /// Recorded with model versions; `compile` uses a placeholder.
     pub run_id: &'a str,
+    /// Versions of the versioned models: `model()` renders the champion, a model step's `this`
+    /// the version it builds.
+    pub models: &'a ModelVersions,
+}
+
+impl RenderContext<'_> {
+    /// The relation a step builds: for the versioned model's step, the version it builds now.
+    pub fn this(&self, step: &Step) -> TableRef {
+        match self.models.get(step.relation.name.as_str()) {
+            Some(versions) if step.config.materialized == Materialization::Model => {
+                registry::versioned(&step.relation, versions.training)
+            }
+            _ => step.relation.clone(),
+        }
+    }
+
+    fn is_versioned(&self, step: &Step) -> bool {
+        step.config.materialized == Materialization::Model
+            && self.models.get(step.relation.name.as_str()).is_some()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +110,7 @@ pub fn render_step(
     step: &Step,
     incremental: bool,
 ) -> Result<RenderedStep, RenderError> {
-    let this = ctx.naming.qualify(&step.relation);
+    let this = ctx.naming.qualify(&ctx.this(step));
     let watermarks = Watermarks::default();
     let body = render_with(
         ctx,
@@ -221,9 +242,18 @@ fn register_helpers(tera: &mut tera::Tera, ctx: &RenderContext<'_>, incremental:
         ctx.project
             .steps
             .values()
-            .map(|s| (s.relation.name.to_string(), ctx.naming.qualify(&s.relation)))
+            .map(|s| {
+                let relation = match ctx.models.get(s.relation.name.as_str()) {
+                    Some(versions) if ctx.is_versioned(s) => {
+                        registry::versioned(&s.relation, versions.serving())
+                    }
+                    _ => s.relation.clone(),
+                };
+                (s.relation.name.to_string(), ctx.naming.qualify(&relation))
+            })
             .collect(),
     );
+    let models = Arc::new(ctx.models.clone());
     let naming = Arc::new(ctx.naming.clone());
     let vars = Arc::new(ctx.vars.clone());
     let registry = ctx.naming.qualify(&state::model_registry());
@@ -238,6 +268,10 @@ fn register_helpers(tera: &mut tera::Tera, ctx: &RenderContext<'_>, incremental:
     });
     tera.register_function("model_version", move |args: &HelperArgs| {
         let name = string_arg(args, "name", "model_version")?;
+        // A versioned model's champion is known when rendering; others read the registry.
+        if let Some(versions) = models.get(&name) {
+            return Ok(tera::Value::String(versions.serving().to_string()));
+        }
         Ok(tera::Value::String(format!(
             "(SELECT MAX(version) FROM {registry} WHERE model_name = {})",
             quote_string(&name)
@@ -313,6 +347,8 @@ fn materialize(
     let config = &step.config;
     Ok(match config.materialized {
         Materialization::Script => body.to_string(),
+        // The runner registers a versioned model after the promotion gate.
+        Materialization::Model if ctx.is_versioned(step) => body.to_string(),
         Materialization::Model => format!(
             "{body};\n{}",
             state::register_model_sql(ctx.naming, &step.relation, ctx.run_id)

@@ -17,6 +17,7 @@ use crate::config;
 use crate::engine::duckdb::DuckDbWarehouse;
 use crate::engine::{EngineError, Warehouse};
 use crate::project::{Materialization, Project, Step};
+use crate::registry::ModelVersions;
 use crate::relation::{Identifier, TableRef};
 use crate::render::{self, RenderContext, scan};
 use crate::state;
@@ -248,11 +249,13 @@ impl UnitTestFile {
                 .execute_script(&statement)
                 .map_err(|e| e.to_string())?;
         }
+        let models = ModelVersions::first(project);
         let ctx = RenderContext {
             project,
             naming: &naming,
             vars,
             run_id: "unit_test",
+            models: &models,
         };
         self.create_fixtures(&ctx, warehouse, &test.given, true)?;
         self.create_fixtures(&ctx, warehouse, &test.given, false)?;
@@ -270,7 +273,7 @@ impl UnitTestFile {
             step.config.materialized,
             Materialization::Model | Materialization::Script
         );
-        let this = naming.qualify(&step.relation);
+        let this = naming.qualify(&ctx.this(step));
         let own_output = if is_query {
             let rows = warehouse.query(&rendered.body).map_err(show_engine)?;
             // The output becomes the step's relation, so assertions and `expect.query` read it.

@@ -1,0 +1,15 @@
+{{ config(materialized='view') }}
+-- The rows the model trains on: the feature windows of the last `training_lookback_minutes`
+-- (after a drift, a retrain learns today's traffic, not all history), each flagged `holdout`
+-- when its window period is one of every `holdout_every`. The model trains on the other rows;
+-- the promotion gate compares a new version with the champion on the holdout rows. Whole
+-- window periods are held out, not random rows: the split needs no hash function (one both
+-- engines compute identically), and a held-out minute shares no window with training.
+SELECT
+  *,
+  MOD(DIV(UNIX_SECONDS(window_start), {{ var("window_seconds") }}), {{ var("holdout_every") }}) = 0 AS holdout
+FROM {{ ref("netlog_model_inputs") }}
+WHERE window_start >= (
+  SELECT TIMESTAMP_SUB(MAX(window_start), INTERVAL {{ var("training_lookback_minutes") }} MINUTE)
+  FROM {{ ref("netlog_model_inputs") }}
+)
