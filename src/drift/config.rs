@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::alerts::config::human_duration;
+use crate::config::human_duration;
 use crate::relation::Identifier;
 
 /// The model watched when `model:` is not given.
