@@ -247,9 +247,9 @@ fn detect_every_scores_the_windows_that_closed_while_ingesting() {
 
     // The last seconds of traffic, as a collector sends it when it catches up: every window in
     // it has closed by the time it arrives.
-    let start = (chrono::Utc::now() - chrono::Duration::seconds(45))
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
+    let start_time = chrono::Utc::now() - chrono::Duration::seconds(45);
+    let start = start_time.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let start_sql = start_time.format("%Y-%m-%d %H:%M:%S").to_string();
     let lines = netlog_lines(&project, 400, &["--start", &start, "--seed", "9"]);
     let mut full: Vec<&str> = vars.to_vec();
     full.extend([
@@ -294,7 +294,7 @@ fn detect_every_scores_the_windows_that_closed_while_ingesting() {
     let windows = |table: &str| {
         project.query_csv(&format!(
             "SELECT COUNT(*), COUNT(DISTINCT CONCAT(subscriberId, dst_subnet, CAST(window_start AS STRING))) \
-             FROM {table} WHERE window_start >= TIMESTAMP '{start}'"
+             FROM {table} WHERE window_start >= TIMESTAMP '{start_sql}'"
         ))
     };
     let scored = windows("inferenced.netlog_anomalies");

@@ -1,0 +1,15 @@
+CREATE OR REPLACE VIEW `acme-netlog.netlog_features.netlog_training_set` AS
+-- The rows the model trains on: the feature windows of the last `training_lookback_minutes`
+-- (after a drift, a retrain learns today's traffic, not all history), each flagged `holdout`
+-- when its window period is one of every `holdout_every`. The model trains on the other rows;
+-- the promotion gate compares a new version with the champion on the holdout rows. Whole
+-- window periods are held out, not random rows: the split needs no hash function (one both
+-- engines compute identically), and a held-out minute shares no window with training.
+SELECT
+  *,
+  MOD(DIV(UNIX_SECONDS(window_start), 60), 5) = 0 AS holdout
+FROM `acme-netlog.netlog_features.netlog_model_inputs`
+WHERE window_start >= (
+  SELECT TIMESTAMP_SUB(MAX(window_start), INTERVAL 10080 MINUTE)
+  FROM `acme-netlog.netlog_features.netlog_model_inputs`
+);
