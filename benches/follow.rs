@@ -1,8 +1,9 @@
 //! Continuous ingest (issue 7), two measurements in one run:
 //!
 //! 1. Sustained `ingest --follow -` rate: a pre-generated NDJSON file piped through standard
-//!    input as fast as the ingester takes it, against the peer DuckDB reading the same file
-//!    with its own `read_json` into a table (no validation, ids or rejects: the ceiling).
+//!    input as fast as the ingester takes it, against the peer DuckDB reading the same events
+//!    with its own `read_csv` into a table (no validation, ids or rejects: the
+//!    ceiling; the bundled DuckDB has no JSON reader offline).
 //! 2. Event-to-alert latency: live traffic (timestamps = now) replayed in real time at RATE
 //!    events/s for SECONDS into `ingest --follow --http --detect-every 250ms` with 1-second
 //!    windows and no allowed lateness, after a model was trained. For each alert, latency is the
@@ -63,17 +64,21 @@ fn run(project: &Path, args: &[&str]) {
     assert!(status.success(), "netsentinel {args:?} failed");
 }
 
-/// `RATE` events a second for `seconds`: subscribers × (1 / mean gap) = rate.
-fn traffic(rate: u32, seconds: i64, start: DateTime<Utc>, seed: u64) -> Vec<String> {
+fn generator(rate: u32, seconds: i64, start: DateTime<Utc>, seed: u64) -> GeneratorConfig {
     let subscribers = (rate / 5).max(1);
-    let config = GeneratorConfig {
+    GeneratorConfig {
         seed,
         subscribers,
         stop: StopAt::Duration(chrono::Duration::seconds(seconds)),
         average_gap: Duration::from_secs_f64(subscribers as f64 / rate as f64),
         start,
         ..GeneratorConfig::default()
-    };
+    }
+}
+
+/// `rate` events a second for `seconds` as NDJSON lines: subscribers × (1 / mean gap) = rate.
+fn traffic(rate: u32, seconds: i64, start: DateTime<Utc>, seed: u64) -> Vec<String> {
+    let config = generator(rate, seconds, start, seed);
     let mut out = Vec::new();
     generate::write_jsonl(generate::generate(&config).expect("generator"), &mut out)
         .expect("write");
@@ -85,8 +90,13 @@ fn traffic(rate: u32, seconds: i64, start: DateTime<Utc>, seed: u64) -> Vec<Stri
 }
 
 fn sustained_rate(project: &Path, rate: u32, seconds: i64) {
-    let lines = traffic(rate, seconds, "2026-01-01T00:00:00Z".parse().unwrap(), 1);
+    let start = "2026-01-01T00:00:00Z".parse().unwrap();
+    let lines = traffic(rate, seconds, start, 1);
     let file = project.join("sustained.jsonl");
+    // The bundled DuckDB has no JSON extension offline, so the peer reads the same events as CSV.
+    let csv = project.join("sustained.csv");
+    let events = generate::generate(&generator(rate, seconds, start, 1)).expect("generator");
+    generate::write_csv(events, std::fs::File::create(&csv).expect("csv")).expect("write csv");
     std::fs::write(&file, lines.join("\n") + "\n").expect("write");
     let warehouse = project.join(".netsentinel/local.duckdb");
     let _ = std::fs::remove_file(&warehouse);
@@ -108,10 +118,10 @@ fn sustained_rate(project: &Path, rate: u32, seconds: i64) {
     let connection = duckdb::Connection::open(&peer_db).expect("peer database");
     connection
         .execute_batch(&format!(
-            "CREATE TABLE events AS SELECT * FROM read_json('{}', format = 'newline_delimited')",
-            file.display()
+            "CREATE TABLE events AS SELECT * FROM read_csv('{}')",
+            csv.display()
         ))
-        .expect("read_json");
+        .expect("read_csv");
     let peer = started.elapsed().as_secs_f64();
     let events = lines.len() as f64;
     println!("sustained_events={}", lines.len());
@@ -120,9 +130,9 @@ fn sustained_rate(project: &Path, rate: u32, seconds: i64) {
         "netsentinel_follow_stdin_events_per_second={:.0}",
         events / ours
     );
-    println!("peer_duckdb_read_json_seconds={peer:.2}");
+    println!("peer_duckdb_read_csv_seconds={peer:.2}");
     println!(
-        "peer_duckdb_read_json_events_per_second={:.0}",
+        "peer_duckdb_read_csv_events_per_second={:.0}",
         events / peer
     );
     let _ = std::fs::remove_file(&warehouse);
@@ -161,9 +171,9 @@ fn event_to_alert_latency(project: &Path, rate: u32, seconds: i64) {
     .stdout(Stdio::piped())
     .spawn()
     .expect("ingest --follow --http");
-    let stdout = BufReader::new(ingester.stdout.take().expect("stdout"));
+    let mut stdout = BufReader::new(ingester.stdout.take().expect("stdout")).lines();
     let events_url = stdout
-        .lines()
+        .by_ref()
         .map_while(Result::ok)
         .find_map(|l| {
             l.split_whitespace()
@@ -171,6 +181,8 @@ fn event_to_alert_latency(project: &Path, rate: u32, seconds: i64) {
                 .map(str::to_string)
         })
         .expect("the ingester's address");
+    // Keep reading its output, so it never writes to a closed pipe.
+    std::thread::spawn(move || stdout.for_each(drop));
 
     let alerts_seen: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -254,7 +266,10 @@ fn replay(url: &str, lines: &[String]) -> HashMap<String, Instant> {
     }
     for answer in runtime.block_on(futures::future::join_all(pending)) {
         assert!(
-            answer.is_ok_and(|r| r.status().is_success()),
+            answer
+                .ok()
+                .and_then(Result::ok)
+                .is_some_and(|r| r.status().is_success()),
             "a POST failed"
         );
     }
