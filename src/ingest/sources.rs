@@ -49,6 +49,8 @@ pub fn pubsub(
     })
 }
 
+const REDELIVERY_AFTER_CRASH: Duration = Duration::from_secs(10);
+
 async fn pull(
     subscription: String,
     receipts: SyncSender<Receipt>,
@@ -64,7 +66,13 @@ async fn pull(
         .build()
         .await
         .map_err(|e| format!("cannot create a Pub/Sub subscriber: {e}"))?;
-    let mut stream = client.subscribe(subscription.clone()).build();
+    // Messages held by an ingester that crashed come back after this lease; the client extends
+    // it while a commit is pending, so the shortest one Pub/Sub allows only shortens recovery
+    // (the SDK's default is 60 s of alerts held back after a crash).
+    let mut stream = client
+        .subscribe(subscription.clone())
+        .set_max_lease_extension(REDELIVERY_AFTER_CRASH)
+        .build();
     tracing::info!(%subscription, "pulling");
     // Only the stop branch may cancel a pending `next()`: the stream is set up lazily by the
     // first call, and cancelling that call over and over would never let it finish.
