@@ -8,6 +8,8 @@
 //! Contamination is raised to 0.5 so that about half of the scored windows are alerts.
 //! Usage: `cargo bench --bench alerts -- [SUBSCRIBERS] [MINUTES]`; prints `key=value` lines.
 
+#[path = "../tests/common/fs.rs"]
+mod fs;
 #[path = "../tests/common/pubsub.rs"]
 #[allow(dead_code)]
 mod pubsub;
@@ -147,20 +149,8 @@ fn bench_project(dir: &Path) -> Project {
         format!("{}{alerts}{}", &yaml[..start], &yaml[end..]),
     )
     .expect("write pipelines.yaml");
-    copy_dir(&root.join("sql"), &dir.join("sql"));
+    fs::copy_dir(&root.join("sql"), &dir.join("sql"));
     Project::load(dir).expect("project")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }
 
 /// Seconds to publish every body with a bare Publisher and await every message id.

@@ -12,6 +12,9 @@
 //! Usage: `cargo bench --bench follow -- [RATE] [SECONDS]` (defaults 10000 and 60); prints
 //! `key=value` lines.
 
+#[path = "../tests/common/fs.rs"]
+mod fs;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -351,19 +354,6 @@ fn tail(
 fn copy_project(dir: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::copy(root.join("pipelines.yaml"), dir.join("pipelines.yaml")).expect("pipelines.yaml");
-    copy_dir(&root.join("sql"), &dir.join("sql"));
+    fs::copy_dir(&root.join("sql"), &dir.join("sql"));
     dir.to_path_buf()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }

@@ -420,7 +420,7 @@ fn print_demo_summary(summary: &DemoSummary) -> anyhow::Result<()> {
         summary.events_generated,
         summary.data_file.display()
     )?;
-    write_ingest_summary(&mut out, &summary.ingest)?;
+    write_ingest_summary(&mut out, &summary.ingest, None)?;
     for run in &summary.runs {
         write_run_report(&mut out, run)?;
     }
@@ -448,10 +448,16 @@ fn print_demo_summary(summary: &DemoSummary) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_ingest_summary(out: &mut impl Write, summary: &IngestSummary) -> std::io::Result<()> {
+/// `late`: how many of the rejects were late events, where the ingest checks lateness.
+fn write_ingest_summary(
+    out: &mut impl Write,
+    summary: &IngestSummary,
+    late: Option<u64>,
+) -> std::io::Result<()> {
+    let late = late.map(|n| format!("{n} late; ")).unwrap_or_default();
     writeln!(
         out,
-        "  ingested    {} rows read: {} new events, {} already stored, {} rejected (see raw.netlog_rejects)",
+        "  ingested    {} rows read: {} new events, {} already stored, {} rejected ({late}see raw.netlog_rejects)",
         summary.rows_read,
         summary.load.events_inserted,
         summary.load.events_duplicate,
@@ -516,7 +522,7 @@ fn generate_command(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<
             None,
             ingest::DEFAULT_BATCH_ROWS,
         )?;
-        write_ingest_summary(&mut std::io::stdout().lock(), &summary)?;
+        write_ingest_summary(&mut std::io::stdout().lock(), &summary, None)?;
         return Ok(());
     }
     let format = args
@@ -555,7 +561,7 @@ fn ingest_command(global: &GlobalArgs, args: &IngestArgs) -> anyhow::Result<()> 
         utc_offset: args.utc_offset,
     };
     let summary = ingest::ingest_files(warehouse.as_mut(), &args.files, &options, args.batch_rows)?;
-    write_ingest_summary(&mut std::io::stdout().lock(), &summary)?;
+    write_ingest_summary(&mut std::io::stdout().lock(), &summary, None)?;
     Ok(())
 }
 
@@ -650,16 +656,10 @@ fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
         }
     }
     drop(service);
-    writeln!(
-        std::io::stdout().lock(),
-        "  ingested    {} rows read: {} new events, {} already stored, {} rejected ({} late; see raw.netlog_rejects)",
-        summary.rows_read,
-        summary.load.events_inserted,
-        summary.load.events_duplicate,
-        summary
-            .rows_read
-            .saturating_sub(summary.load.events_inserted + summary.load.events_duplicate),
-        summary.late
+    write_ingest_summary(
+        &mut std::io::stdout().lock(),
+        &summary.ingest(),
+        Some(summary.late),
     )?;
     Ok(())
 }

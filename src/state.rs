@@ -23,9 +23,11 @@ fn ops_table(name: &str) -> TableRef {
     TableRef::new(Dataset::Ops, name).expect("ops table names are valid identifiers")
 }
 
-/// DDL for the state tables, idempotent.
+/// DDL for the state tables, idempotent. The columns of `ops.model_registry` after `status`
+/// are what the promotion gate records (src/registry.rs): training data and holdout metrics of
+/// a version, the champion it was compared with, and why it has its status.
 pub fn ddl(naming: &Naming) -> Vec<String> {
-    let mut statements = vec![
+    vec![
         format!(
             "CREATE TABLE IF NOT EXISTS {} (run_id STRING, pipeline STRING, target STRING, status STRING, started_at TIMESTAMP, finished_at TIMESTAMP, error STRING)",
             naming.qualify(&runs())
@@ -34,44 +36,14 @@ pub fn ddl(naming: &Naming) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {} (run_id STRING, step STRING, status STRING, started_at TIMESTAMP, finished_at TIMESTAMP, duration_ms INT64, rows_affected INT64, error STRING, bytes_processed INT64, bytes_billed INT64)",
             naming.qualify(&step_runs())
         ),
-        // Warehouses made before bytes were recorded.
         format!(
-            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS bytes_processed INT64",
-            naming.qualify(&step_runs())
-        ),
-        format!(
-            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS bytes_billed INT64",
-            naming.qualify(&step_runs())
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (model_name STRING, version INT64, relation STRING, run_id STRING, trained_at TIMESTAMP, status STRING)",
+            "CREATE TABLE IF NOT EXISTS {} (model_name STRING, version INT64, relation STRING, run_id STRING, trained_at TIMESTAMP, status STRING, \
+             training_rows INT64, holdout_rows INT64, training_from TIMESTAMP, training_to TIMESTAMP, davies_bouldin_index FLOAT64, mean_squared_distance FLOAT64, \
+             compared_with INT64, champion_davies_bouldin_index FLOAT64, reason STRING, status_changed_at TIMESTAMP)",
             naming.qualify(&model_registry())
         ),
-    ];
-    // What the promotion gate records (src/registry.rs); added to warehouses made before it.
-    statements.extend(REGISTRY_GATE_COLUMNS.iter().map(|(column, ty)| {
-        format!(
-            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {column} {ty}",
-            naming.qualify(&model_registry())
-        )
-    }));
-    statements
+    ]
 }
-
-/// Columns of `ops.model_registry` after the first six: training data and holdout metrics of a
-/// version, the champion it was compared with, and why it has its status.
-const REGISTRY_GATE_COLUMNS: [(&str, &str); 10] = [
-    ("training_rows", "INT64"),
-    ("holdout_rows", "INT64"),
-    ("training_from", "TIMESTAMP"),
-    ("training_to", "TIMESTAMP"),
-    ("davies_bouldin_index", "FLOAT64"),
-    ("mean_squared_distance", "FLOAT64"),
-    ("compared_with", "INT64"),
-    ("champion_davies_bouldin_index", "FLOAT64"),
-    ("reason", "STRING"),
-    ("status_changed_at", "TIMESTAMP"),
-];
 
 /// Registers the model a model step just built, in the same script (so in the same transaction
 /// where the engine has them). A resumed run that already registered it adds nothing.

@@ -10,16 +10,13 @@ use crate::relation::TableRef;
 /// Idempotent DDL for the store; no primary keys, because DuckDB checks them eagerly and would
 /// reject the delete-then-insert of a model replaced inside one transaction.
 pub const STORE_DDL: &str = "
-CREATE TABLE IF NOT EXISTS models.__models (model_name VARCHAR, model_type VARCHAR, created_at TIMESTAMP, training_rows BIGINT, num_clusters INTEGER, dimensions INTEGER, distance_type VARCHAR, standardize BOOLEAN, options VARCHAR, training_query VARCHAR);
-CREATE TABLE IF NOT EXISTS models.__model_features (model_name VARCHAR, position INTEGER, feature VARCHAR, kind VARCHAR, mean DOUBLE, stddev DOUBLE, min DOUBLE, max DOUBLE, median DOUBLE, null_count BIGINT, categories VARCHAR);
+CREATE TABLE IF NOT EXISTS models.__models (model_name VARCHAR, model_type VARCHAR, created_at TIMESTAMP, training_rows BIGINT, num_clusters INTEGER, dimensions INTEGER, distance_type VARCHAR, standardize BOOLEAN, options VARCHAR, training_query VARCHAR, davies_bouldin_index DOUBLE, mean_squared_distance DOUBLE);
+CREATE TABLE IF NOT EXISTS models.__model_features (model_name VARCHAR, position INTEGER, feature VARCHAR, kind VARCHAR, mean DOUBLE, stddev DOUBLE, min DOUBLE, max DOUBLE, median DOUBLE, null_count BIGINT, categories VARCHAR, category_count BIGINT);
 CREATE TABLE IF NOT EXISTS models.__model_centroids (model_name VARCHAR, centroid_id INTEGER, dimension INTEGER, value DOUBLE);
 CREATE TABLE IF NOT EXISTS models.__model_clusters (model_name VARCHAR, centroid_id INTEGER, cluster_size BIGINT, cluster_radius DOUBLE, scoring_radius DOUBLE);
 CREATE TABLE IF NOT EXISTS models.__model_training_distances (model_name VARCHAR, rank BIGINT, normalized_distance DOUBLE);
 CREATE TABLE IF NOT EXISTS models.__model_iterations (model_name VARCHAR, iteration INTEGER, loss DOUBLE, duration_ms BIGINT);
 CREATE TABLE IF NOT EXISTS models.__model_iteration_clusters (model_name VARCHAR, iteration INTEGER, centroid_id INTEGER, cluster_size BIGINT, cluster_radius DOUBLE);
-ALTER TABLE models.__models ADD COLUMN IF NOT EXISTS davies_bouldin_index DOUBLE;
-ALTER TABLE models.__models ADD COLUMN IF NOT EXISTS mean_squared_distance DOUBLE;
-ALTER TABLE models.__model_features ADD COLUMN IF NOT EXISTS category_count BIGINT;
 ";
 
 const MODEL_TABLES: [&str; 7] = [

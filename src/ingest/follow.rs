@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::IngestError;
 use super::batch::{EventBatch, LoadOutcome, Reject, StoredEvent};
 use super::parse::{self, Rejection};
 use super::schema;
+use super::{IngestError, IngestSummary};
 use crate::engine::{Cell, Warehouse};
 use crate::event::NetlogEvent;
 use crate::metrics::{CommittedBatch, Metrics};
@@ -165,6 +165,20 @@ pub fn follow(
 
 /// How long the loop waits for input before looking at the stop flag again.
 const POLL: Duration = Duration::from_millis(100);
+
+impl FollowSummary {
+    /// The totals in the shape a batch ingest reports: every row read and not stored (as new
+    /// or as a duplicate) went to the rejects table.
+    pub fn ingest(&self) -> IngestSummary {
+        IngestSummary {
+            rows_read: self.rows_read,
+            rows_rejected: self
+                .rows_read
+                .saturating_sub(self.load.events_inserted + self.load.events_duplicate),
+            load: self.load,
+        }
+    }
+}
 
 impl std::ops::AddAssign for FollowSummary {
     fn add_assign(&mut self, other: Self) {

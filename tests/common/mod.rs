@@ -5,6 +5,7 @@
 
 pub mod bqemu;
 pub mod daemon;
+pub mod fs;
 pub mod pubsub;
 
 use std::path::{Path, PathBuf};
@@ -27,8 +28,8 @@ impl TestProject {
             dir.path().join("pipelines.yaml"),
         )
         .expect("copy pipelines.yaml");
-        copy_dir(&root.join("sql"), &dir.path().join("sql"));
-        copy_dir(&root.join("tests/sql"), &dir.path().join("tests/sql"));
+        fs::copy_dir(&root.join("sql"), &dir.path().join("sql"));
+        fs::copy_dir(&root.join("tests/sql"), &dir.path().join("tests/sql"));
         TestProject { dir }
     }
 
@@ -38,7 +39,7 @@ impl TestProject {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures")
             .join(name);
-        copy_dir(&root, dir.path());
+        fs::copy_dir(&root, dir.path());
         TestProject { dir }
     }
 
@@ -131,17 +132,4 @@ pub fn http_get(url: &str) -> String {
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     assert!(head.starts_with("HTTP/1.1 200"), "GET {url}: {head}");
     body.to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
