@@ -307,3 +307,32 @@ fn detect_every_scores_the_windows_that_closed_while_ingesting() {
         "every posted window scored"
     );
 }
+
+#[test]
+fn detection_runs_between_commits_do_not_starve_the_ingest() {
+    let project = TestProject::shipped();
+    let lines = netlog_lines(&project, 2000, &[]);
+    // A detection run due at every turn, and slower than a commit.
+    let args = ["-", "--detect-every", "1ms", "--detect-pipeline", "train"];
+    let (mut daemon, metrics_url) = follow(&project, &args, &[]);
+    daemon.feed(&lines);
+    wait_for_committed(&daemon, &metrics_url, 2000.0);
+    // Runs are counted when they end; none may have ended yet.
+    let metrics = common::http_get(&metrics_url);
+    let finished = "netsentinel_pipeline_runs_total{pipeline=\"train\"}";
+    let runs = if metrics.contains(finished) {
+        sample(&metrics, finished)
+    } else {
+        0.0
+    };
+    assert!(
+        runs <= 5.0,
+        "each run is preceded by a commit of everything received, so a few runs suffice: {runs} runs\n{metrics}"
+    );
+    daemon.close_stdin();
+    assert!(
+        daemon.wait(Duration::from_secs(120)).success(),
+        "{}",
+        daemon.log()
+    );
+}

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -135,22 +135,39 @@ pub fn follow(
             })
             .min(POLL);
         match receipts.recv_timeout(deadline) {
-            Ok(receipt) => pending.add(receipt, config.clock),
+            Ok(receipt) => {
+                pending.add(receipt, config.clock);
+                // Everything already queued joins the batch: one receipt per turn of the loop
+                // would let a slow detection run starve the ingest.
+                while pending.batch.len() < config.commit_rows {
+                    match receipts.try_recv() {
+                        Ok(receipt) => pending.add(receipt, config.clock),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            input_open = false;
+                            break;
+                        }
+                    }
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => input_open = false,
         }
+        let detect = periodic
+            .as_mut()
+            .filter(|p| last_periodic.elapsed() >= p.every);
+        // Detection sees every event received so far, and their senders get their answers
+        // before it runs rather than after.
         let due = pending.batch.len() >= config.commit_rows
             || pending
                 .since
                 .is_some_and(|s| s.elapsed() >= config.commit_interval)
-            || !input_open;
+            || !input_open
+            || detect.is_some();
         if due && !pending.receipts.is_empty() {
             summary += pending.commit(warehouse, metrics)?;
         }
-        if let Some(periodic) = periodic
-            .as_mut()
-            .filter(|p| last_periodic.elapsed() >= p.every)
-        {
+        if let Some(periodic) = detect {
             last_periodic = Instant::now();
             if let Err(error) = (periodic.run)(warehouse) {
                 tracing::error!(%error, "in-process detection failed; trying again next time");
