@@ -56,21 +56,34 @@ fn follow(project: &TestProject, args: &[&str], envs: &[(&str, &str)]) -> (Daemo
     (daemon, metrics_url)
 }
 
-/// Waits until /metrics counts at least `events` committed events.
-fn wait_for_committed(daemon: &Daemon, metrics_url: &str, events: f64) {
-    let deadline = Instant::now() + Duration::from_secs(120);
+/// Polls /metrics until `done` holds, and returns the metrics that satisfied it.
+fn wait_for_metrics(
+    daemon: &Daemon,
+    metrics_url: &str,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    // Generous: two detect runs of the debug build take minutes on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let metrics = common::http_get(metrics_url);
-        if sample(&metrics, "netsentinel_ingest_events_total") >= events {
-            return;
+        if done(&metrics) {
+            return metrics;
         }
         assert!(
             Instant::now() < deadline,
-            "not committed in time:\n{metrics}\n{}",
+            "{what}:\n{metrics}\n{}",
             daemon.log()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits until /metrics counts at least `events` committed events.
+fn wait_for_committed(daemon: &Daemon, metrics_url: &str, events: f64) {
+    wait_for_metrics(daemon, metrics_url, "not committed in time", |m| {
+        sample(m, "netsentinel_ingest_events_total") >= events
+    });
 }
 
 fn stored(project: &TestProject) -> (u64, u64) {
@@ -135,21 +148,11 @@ fn pubsub_events_are_stored_exactly_once_across_a_kill_and_a_restart() {
     emulator.publish("flows", &messages[50..]);
 
     let (mut second, metrics_url) = follow(&project, &["--subscription", &subscription], &envs);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let metrics = common::http_get(&metrics_url);
-        let seen = sample(&metrics, "netsentinel_ingest_events_total")
-            + sample(&metrics, "netsentinel_ingest_duplicates_total");
-        if seen >= 2000.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "messages not all ingested:\n{metrics}\n{}",
-            second.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_metrics(&second, &metrics_url, "messages not all ingested", |m| {
+        sample(m, "netsentinel_ingest_events_total")
+            + sample(m, "netsentinel_ingest_duplicates_total")
+            >= 2000.0
+    });
     assert!(second.terminate().success(), "{}", second.log_after_exit());
     assert_eq!(stored(&project), (2000, 2000));
     assert!(
@@ -273,21 +276,11 @@ fn detect_every_scores_the_windows_that_closed_while_ingesting() {
     );
     // Detection runs between commits, so the second run started after the POST's commit.
     let runs = "netsentinel_pipeline_runs_total{pipeline=\"detect\"}";
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let metrics = common::http_get(&metrics_url);
-        if metrics.contains(runs) && sample(&metrics, runs) >= 2.0 {
-            let failures = "netsentinel_pipeline_failures_total{pipeline=\"detect\"}";
-            assert_eq!(sample(&metrics, failures), 0.0, "{}", daemon.log());
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "detect did not run twice:\n{metrics}\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let metrics = wait_for_metrics(&daemon, &metrics_url, "detect did not run twice", |m| {
+        m.contains(runs) && sample(m, runs) >= 2.0
+    });
+    let failures = "netsentinel_pipeline_failures_total{pipeline=\"detect\"}";
+    assert_eq!(sample(&metrics, failures), 0.0, "{}", daemon.log());
     assert!(daemon.terminate().success(), "{}", daemon.log_after_exit());
 
     // Every window of the posted traffic is scored, once.
