@@ -221,6 +221,49 @@ fn event_to_alert_latency(project: &Path, rate: u32, seconds: i64) {
     println!("event_to_alert_p50_seconds={:.3}", percentile(0.50));
     println!("event_to_alert_p95_seconds={:.3}", percentile(0.95));
     println!("event_to_alert_p99_seconds={:.3}", percentile(0.99));
+    step_durations(&project.join(".netsentinel/local.duckdb"));
+}
+
+/// Where the detection runs' time went, from the warehouse's own step records: per step, the
+/// mean over the first and the last ten runs (a growing cost shows as a rising mean).
+fn step_durations(warehouse: &Path) {
+    let connection = duckdb::Connection::open_with_flags(
+        warehouse,
+        duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .expect("read-only"),
+    )
+    .expect("the warehouse");
+    let mut statement = connection
+        .prepare(
+            "WITH detect AS (
+               SELECT s.step, s.duration_ms,
+                 ROW_NUMBER() OVER (PARTITION BY s.step ORDER BY s.started_at) AS nth,
+                 COUNT(*) OVER (PARTITION BY s.step) AS runs
+               FROM ops.step_runs AS s JOIN ops.runs AS r USING (run_id)
+               WHERE r.pipeline = 'detect')
+             SELECT step, MAX(runs), AVG(duration_ms) FILTER (WHERE nth <= 10),
+               AVG(duration_ms) FILTER (WHERE nth > runs - 10), AVG(duration_ms)
+             FROM detect GROUP BY step ORDER BY MIN(nth), step",
+        )
+        .expect("step query");
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, f64>(2)?,
+                row.get::<_, f64>(3)?,
+                row.get::<_, f64>(4)?,
+            ))
+        })
+        .expect("step durations");
+    for row in rows {
+        let (step, runs, first, last, mean) = row.expect("row");
+        println!(
+            "detect_step={step} runs={runs} mean_ms={mean:.0} first10_ms={first:.0} last10_ms={last:.0}"
+        );
+    }
 }
 
 /// Posts each event when the wall clock reaches its start, in 10 ms slices; returns when the

@@ -15,7 +15,7 @@ use netsentinel::demo::{self, DemoSummary};
 use netsentinel::deploy::{self, RequiredEnv};
 use netsentinel::engine::{self, Warehouse};
 use netsentinel::generate::{self, Drift, GeneratorConfig, StopAt};
-use netsentinel::ingest::follow::{self, FollowConfig, Periodic, WindowClock};
+use netsentinel::ingest::follow::{self, FollowConfig, WindowClock};
 use netsentinel::ingest::sources;
 use netsentinel::ingest::{self, Format, IngestSummary, InputFormat, ReadOptions};
 use netsentinel::metrics::Metrics;
@@ -616,35 +616,30 @@ fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
         commit_interval: follow_args.commit_interval,
         clock,
     };
-    let runner = Runner {
-        stop: Some(&*stop),
-        ..session.runner()
-    };
-    let mut detect = |warehouse: &mut dyn Warehouse| match runner
-        .run_pipeline(warehouse, &follow_args.detect_pipeline)
-    {
-        Ok(report) => {
-            metrics.run_succeeded(&report, Utc::now());
-            Ok(())
-        }
-        Err(error) => {
-            metrics.run_failed(&follow_args.detect_pipeline);
-            Err(error.to_string())
-        }
-    };
-    let periodic = follow_args.detect_every.map(|every| Periodic {
-        every,
-        run: &mut detect,
-    });
     let mut warehouse = session.open_warehouse()?;
-    let summary = follow::follow(
-        warehouse.as_mut(),
-        &received,
-        &config,
-        &stop,
-        &metrics,
-        periodic,
-    )?;
+    let detection = follow_args
+        .detect_every
+        .map(|every| Ok::<_, engine::EngineError>((every, warehouse.another_session()?)))
+        .transpose()?;
+    let ingest_done = AtomicBool::new(false);
+    let summary = std::thread::scope(|scope| {
+        if let Some((every, mut detection_warehouse)) = detection {
+            let (ingest_done, stop, metrics) = (&ingest_done, &*stop, &*metrics);
+            scope.spawn(move || {
+                let runner = Runner {
+                    stop: Some(stop),
+                    ..session.runner()
+                };
+                follow::repeat_until(every, ingest_done, || {
+                    detect(&runner, detection_warehouse.as_mut(), follow_args, metrics)
+                });
+            });
+        }
+        let summary = follow::follow(warehouse.as_mut(), &received, &config, &stop, &metrics);
+        // A detection run in progress finishes; no new one starts.
+        ingest_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        summary
+    })?;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     // Receipts still queued are dropped, which nacks their messages for redelivery.
     drop(received);
@@ -662,6 +657,22 @@ fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
         Some(summary.late),
     )?;
     Ok(())
+}
+
+/// One in-process detection run; a failed one is logged and counted, and the next tries again.
+fn detect(
+    runner: &Runner<'_>,
+    warehouse: &mut dyn Warehouse,
+    args: &FollowArgs,
+    metrics: &Metrics,
+) {
+    match runner.run_pipeline(warehouse, &args.detect_pipeline) {
+        Ok(report) => metrics.run_succeeded(&report, Utc::now()),
+        Err(error) => {
+            metrics.run_failed(&args.detect_pipeline);
+            tracing::error!(%error, "in-process detection failed; trying again next time");
+        }
+    }
 }
 
 /// Receipts waiting for the committer; beyond this, sources wait (HTTP answers 503).

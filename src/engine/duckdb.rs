@@ -646,6 +646,17 @@ fn to_cell(value: Value) -> Cell {
 }
 
 impl Warehouse for DuckDbWarehouse {
+    fn another_session(&self) -> Result<Box<dyn Warehouse>, EngineError> {
+        let conn = self.conn.try_clone().map_err(|e| EngineError::Open {
+            location: self.location.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Box::new(Self::with_connection(
+            conn,
+            PathBuf::from(&self.location),
+        )?))
+    }
+
     fn describe(&self) -> String {
         format!("DuckDB file {}", self.location)
     }

@@ -194,7 +194,12 @@ impl DryRun {
     }
 }
 
-pub trait Warehouse {
+pub trait Warehouse: Send {
+    /// A second session on the same warehouse, for work that runs on another thread beside
+    /// this session's (in-process detection next to the ingest). DuckDB allows one process per
+    /// file, so its second session shares this one's database instead of opening the file again.
+    fn another_session(&self) -> Result<Box<dyn Warehouse>, EngineError>;
+
     /// What and where the warehouse is, for messages ("DuckDB file .netsentinel/local.duckdb").
     fn describe(&self) -> String;
 

@@ -96,12 +96,6 @@ pub struct FollowConfig {
     pub clock: Option<WindowClock>,
 }
 
-/// Runs between commits when due: the in-process detection of `--detect-every`.
-pub struct Periodic<'a> {
-    pub every: Duration,
-    pub run: &'a mut dyn FnMut(&mut dyn Warehouse) -> Result<(), String>,
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FollowSummary {
     pub rows_read: u64,
@@ -117,7 +111,6 @@ pub fn follow(
     config: &FollowConfig,
     stop: &AtomicBool,
     metrics: &Metrics,
-    mut periodic: Option<Periodic<'_>>,
 ) -> Result<FollowSummary, IngestError> {
     warehouse.ensure_datasets()?;
     let mut pending = Pending {
@@ -125,7 +118,6 @@ pub fn follow(
         ..Pending::default()
     };
     let mut summary = FollowSummary::default();
-    let mut last_periodic = Instant::now();
     let mut input_open = true;
     while input_open && !stop.load(Ordering::SeqCst) {
         let deadline = pending
@@ -137,8 +129,8 @@ pub fn follow(
         match receipts.recv_timeout(deadline) {
             Ok(receipt) => {
                 pending.add(receipt, config.clock);
-                // Everything already queued joins the batch: one receipt per turn of the loop
-                // would let a slow detection run starve the ingest.
+                // Everything already queued joins the batch: a commit per receipt would fall
+                // behind a busy sender.
                 while pending.batch.len() < config.commit_rows {
                     match receipts.try_recv() {
                         Ok(receipt) => pending.add(receipt, config.clock),
@@ -153,25 +145,13 @@ pub fn follow(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => input_open = false,
         }
-        let detect = periodic
-            .as_mut()
-            .filter(|p| last_periodic.elapsed() >= p.every);
-        // Detection sees every event received so far, and their senders get their answers
-        // before it runs rather than after.
         let due = pending.batch.len() >= config.commit_rows
             || pending
                 .since
                 .is_some_and(|s| s.elapsed() >= config.commit_interval)
-            || !input_open
-            || detect.is_some();
+            || !input_open;
         if due && !pending.receipts.is_empty() {
             summary += pending.commit(warehouse, metrics)?;
-        }
-        if let Some(periodic) = detect {
-            last_periodic = Instant::now();
-            if let Err(error) = (periodic.run)(warehouse) {
-                tracing::error!(%error, "in-process detection failed; trying again next time");
-            }
         }
     }
     if !pending.receipts.is_empty() {
@@ -182,6 +162,22 @@ pub fn follow(
 
 /// How long the loop waits for input before looking at the stop flag again.
 const POLL: Duration = Duration::from_millis(100);
+
+/// Calls `run` every `every` until `done` is set; back to back when a run takes longer, and a
+/// run in progress finishes first. `--detect-every` runs detection this way on a thread and
+/// warehouse session of its own, so the ingest never waits for a detection run.
+pub fn repeat_until(every: Duration, done: &AtomicBool, mut run: impl FnMut()) {
+    let mut next = Instant::now();
+    while !done.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= next {
+            next = now + every;
+            run();
+        } else {
+            std::thread::sleep((next - now).min(POLL));
+        }
+    }
+}
 
 impl FollowSummary {
     /// The totals in the shape a batch ingest reports: every row read and not stored (as new

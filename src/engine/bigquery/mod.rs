@@ -8,7 +8,7 @@ mod insert;
 mod jobs;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -106,6 +106,8 @@ pub struct BigQueryWarehouse {
     context_outcome: ScriptOutcome,
     emulator: bool,
     datasets_ensured: bool,
+    /// What it was opened with, for [`Warehouse::another_session`].
+    opened_with: (PathBuf, BigQueryTarget),
 }
 
 impl BigQueryWarehouse {
@@ -172,6 +174,7 @@ impl BigQueryWarehouse {
             context_outcome: ScriptOutcome::default(),
             emulator,
             datasets_ensured: false,
+            opened_with: (project_root.to_path_buf(), target.clone()),
         })
     }
 
@@ -433,6 +436,11 @@ fn add_outcomes(a: ScriptOutcome, b: ScriptOutcome) -> ScriptOutcome {
 }
 
 impl Warehouse for BigQueryWarehouse {
+    fn another_session(&self) -> Result<Box<dyn Warehouse>, EngineError> {
+        let (project_root, target) = &self.opened_with;
+        Ok(Box::new(Self::open(project_root, &self.target, target)?))
+    }
+
     fn describe(&self) -> String {
         if self.emulator {
             format!(
