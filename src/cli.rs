@@ -285,6 +285,13 @@ pub struct FollowArgs {
     /// The pipeline --detect-every runs.
     #[arg(long, default_value = "detect")]
     pub detect_pipeline: String,
+    /// With --detect-every, run the drift pipeline this often too (0s: never). It measures
+    /// the windows of the last `drift_batch_minutes`, so keep the two alike.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub drift_every: std::time::Duration,
+    /// The pipeline --drift-every runs; a project without it measures no drift in-process.
+    #[arg(long, default_value = "drift")]
+    pub drift_pipeline: String,
     /// The largest POST /v1/events body accepted, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
@@ -616,22 +623,27 @@ fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
         commit_interval: follow_args.commit_interval,
         clock,
     };
+    let cadences = in_process_runs(session, follow_args)?;
     let mut warehouse = session.open_warehouse()?;
-    let detection = follow_args
-        .detect_every
-        .map(|every| Ok::<_, engine::EngineError>((every, warehouse.another_session()?)))
-        .transpose()?;
+    // Before the second session exists: two sessions creating the same tables conflict.
+    warehouse.ensure_datasets()?;
+    let detection = if cadences.is_empty() {
+        None
+    } else {
+        Some(warehouse.another_session()?)
+    };
     let ingest_done = AtomicBool::new(false);
     let summary = std::thread::scope(|scope| {
-        if let Some((every, mut detection_warehouse)) = detection {
-            let (ingest_done, stop, metrics) = (&ingest_done, &*stop, &*metrics);
+        if let Some(mut detection_warehouse) = detection {
+            let (cadences, ingest_done, stop, metrics) =
+                (&cadences, &ingest_done, &*stop, &*metrics);
             scope.spawn(move || {
                 let runner = Runner {
                     stop: Some(stop),
                     ..session.runner()
                 };
-                follow::repeat_until(every, ingest_done, || {
-                    detect(&runner, detection_warehouse.as_mut(), follow_args, metrics)
+                follow::repeat_until(cadences, ingest_done, |pipeline| {
+                    run_in_process(&runner, detection_warehouse.as_mut(), pipeline, metrics)
                 });
             });
         }
@@ -659,18 +671,48 @@ fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One in-process detection run; a failed one is logged and counted, and the next tries again.
-fn detect(
+/// What `--detect-every` and `--drift-every` run beside the ingest.
+fn in_process_runs<'a>(
+    session: &Session,
+    args: &'a FollowArgs,
+) -> anyhow::Result<Vec<follow::Cadence<'a>>> {
+    let Some(every) = args.detect_every else {
+        return Ok(Vec::new());
+    };
+    session.project.pipeline(&args.detect_pipeline)?;
+    let mut cadences = vec![follow::Cadence {
+        pipeline: &args.detect_pipeline,
+        every,
+    }];
+    if args.drift_every.is_zero() {
+        return Ok(cadences);
+    }
+    if session.project.pipeline(&args.drift_pipeline).is_ok() {
+        cadences.push(follow::Cadence {
+            pipeline: &args.drift_pipeline,
+            every: args.drift_every,
+        });
+    } else {
+        tracing::warn!(
+            pipeline = %args.drift_pipeline,
+            "pipelines.yaml has no such pipeline: drift is not measured in-process"
+        );
+    }
+    Ok(cadences)
+}
+
+/// One in-process run; a failed one is logged and counted, and the next tries again.
+fn run_in_process(
     runner: &Runner<'_>,
     warehouse: &mut dyn Warehouse,
-    args: &FollowArgs,
+    pipeline: &str,
     metrics: &Metrics,
 ) {
-    match runner.run_pipeline(warehouse, &args.detect_pipeline) {
+    match runner.run_pipeline(warehouse, pipeline) {
         Ok(report) => metrics.run_succeeded(&report, Utc::now()),
         Err(error) => {
-            metrics.run_failed(&args.detect_pipeline);
-            tracing::error!(%error, "in-process detection failed; trying again next time");
+            metrics.run_failed(pipeline);
+            tracing::error!(pipeline, %error, "in-process run failed; trying again next time");
         }
     }
 }

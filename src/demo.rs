@@ -1,7 +1,7 @@
 //! `netsentinel demo`: the whole pipeline on the embedded engine. Generates labelled netlog with
 //! injected anomalies (plus a few malformed lines, to show where bad input goes), ingests it,
-//! runs `train` then `detect`, and summarizes what was found. Every part is idempotent, so a
-//! rerun adds nothing and scores nothing twice.
+//! runs `train`, `detect` and `drift`, and summarizes what was found. Every part is idempotent,
+//! so a rerun adds nothing and scores nothing twice.
 
 // Errors here carry the failing step's SQL error with its statement text; they are returned
 // once per run, so their size costs nothing worth boxing for.
@@ -89,6 +89,7 @@ pub fn run_demo(
     let runs = vec![
         runner.run_pipeline(warehouse, "train")?,
         runner.run_pipeline(warehouse, "detect")?,
+        runner.run_pipeline(warehouse, "drift")?,
     ];
     let anomalies_table = warehouse.naming().qualify(&anomalies());
     let counts = warehouse.query(&format!(

@@ -24,14 +24,18 @@ locals {
   }
 
   # Every scheduled pipeline of pipelines.yaml, with its cron (UTC, as netsentinel reads it) and
-  # the longest one run may take. A detect run ends before the next one starts, so two never
-  # write the same tables at once.
+  # the longest one run may take. A detect or drift run ends before the next one of its kind
+  # starts, so two never write the same tables at once.
   pipelines = {
     train = {
       schedule = "0 3 * * *"
       timeout  = "3600s"
     }
     detect = {
+      schedule = "*/5 * * * *"
+      timeout  = "280s"
+    }
+    drift = {
       schedule = "*/5 * * * *"
       timeout  = "280s"
     }

@@ -101,14 +101,14 @@ impl Scenario {
     fn train(&self) {
         self.ingest(0, TRAIN_MINUTES);
         self.project.run_ok(&["run", "train"]);
-        self.run(&["run", "detect"]);
+        self.run(&["run", "detect", "drift"]);
     }
 
     /// Ingests batch `i` (from 0) and runs a detection; returns the run's output.
     fn detect_batch(&self, i: u32) -> String {
         let from = TRAIN_MINUTES + i * BATCH_MINUTES;
         self.ingest(from, from + BATCH_MINUTES);
-        self.run(&["run", "detect"])
+        self.run(&["run", "detect", "drift"])
     }
 
     fn query(&self, sql: &str) -> Vec<String> {

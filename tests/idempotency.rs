@@ -16,6 +16,7 @@ fn snapshot(project: &TestProject) -> Vec<Vec<String>> {
         "SELECT centroid_id, dimension, value FROM models.__model_centroids ORDER BY ALL",
         "SELECT * EXCEPT (scored_at) FROM inferenced.netlog_anomalies ORDER BY subscriberId, dst_subnet, window_start",
         "SELECT model_name, version, status FROM ops.model_registry ORDER BY ALL",
+        "SELECT * EXCEPT (measured_at) FROM ops.drift_metrics ORDER BY metric",
     ]
     .iter()
     .map(|sql| project.query_csv(sql))
@@ -110,6 +111,7 @@ fn killed_ingest_and_runs_resume_to_the_same_tables() {
     reference.run_ok(&["ingest", "--batch-rows", "5000", &data]);
     reference.run_ok(&["run", "train"]);
     reference.run_ok(&["run", "detect"]);
+    reference.run_ok(&["run", "drift"]);
     let expected = snapshot(&reference);
     assert!(
         expected[4].len() > 100,
@@ -124,6 +126,7 @@ fn killed_ingest_and_runs_resume_to_the_same_tables() {
     );
     kills += kill_then_finish(&interrupted, &["run", "train"], Some("train"));
     kills += kill_then_finish(&interrupted, &["run", "detect"], Some("detect"));
+    kills += kill_then_finish(&interrupted, &["run", "drift"], Some("drift"));
     assert!(
         kills > 0,
         "nothing was interrupted: the test proved nothing"

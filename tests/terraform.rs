@@ -626,7 +626,7 @@ fn terraform_tables_have_the_columns_netsentinel_writes() {
         "0.05",
     ]);
     project.run_ok(&["run", "train"]);
-    project.run_ok(&["run", "detect"]);
+    project.run_ok(&["run", "detect", "drift"]);
     let rows = project.query_csv(
         "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns \
          WHERE table_schema IN ('raw', 'inferenced', 'ops') ORDER BY table_schema, table_name, ordinal_position",

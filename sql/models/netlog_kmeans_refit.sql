@@ -4,9 +4,10 @@
                    "log_min_rx_bytes", "log_max_rx_bytes", "log_avg_rx_bytes",
                    "log_min_duration", "log_max_duration", "log_avg_duration",
                    "syn_only_share", "udp_share", "number_of_countries"] %}
--- The champion refit on the newest scored batch: three Lloyd iterations starting from the
--- champion's centroids (CUSTOM init), so ops/drift_metrics can measure how far each centroid
--- moves when today's traffic pulls on it. A scratch model, replaced by every detection and never
+-- The champion refit on the batch ops/drift_metrics measures (the windows it scored in the last
+-- `drift_batch_minutes`, event time): three Lloyd iterations starting from the champion's
+-- centroids (CUSTOM init), so ops/drift_metrics can measure how far each centroid moves when
+-- today's traffic pulls on it. A scratch model, replaced by every drift run and never
 -- registered (a script step, not a model step). num_clusters must be the champion's.
 CREATE OR REPLACE MODEL {{ this }}
 OPTIONS (
@@ -33,7 +34,8 @@ SELECT
   {% endfor %}FALSE AS is_init
 FROM {{ ref("netlog_anomalies") }}
 WHERE model_version = {{ model_version("netlog_kmeans") }}
-  AND scored_at = (
-    SELECT MAX(scored_at) FROM {{ ref("netlog_anomalies") }}
+  AND window_end > (
+    SELECT TIMESTAMP_SUB(MAX(window_end), INTERVAL {{ var("drift_batch_minutes") }} MINUTE)
+    FROM {{ ref("netlog_anomalies") }}
     WHERE model_version = {{ model_version("netlog_kmeans") }}
   )

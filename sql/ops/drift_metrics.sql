@@ -1,6 +1,7 @@
 {{ config(materialized='incremental', unique_key=['model_name', 'model_version', 'window_from', 'window_to', 'metric']) }}
--- How far the newest scored batch (the windows the latest detection scored with the champion)
--- has drifted from the champion's training windows, one row per metric:
+-- How far the newest batch (the windows the champion scored in the last `drift_batch_minutes`
+-- of event time, up to the newest scored window) has drifted from the champion's training
+-- windows, one row per metric:
 --   score_shift          median normalized distance of the batch / its median on the training windows
 --   anomaly_rate_excess  binomial z of the batch's anomaly rate against the contamination:
 --                        (rate - c) / sqrt(c (1 - c) / n)
@@ -15,8 +16,9 @@ WITH batch AS (
   SELECT window_start, window_end, is_anomaly, normalized_distance, centroid_id
   FROM {{ ref("netlog_anomalies") }}
   WHERE model_version = {{ model_version("netlog_kmeans") }}
-    AND scored_at = (
-      SELECT MAX(scored_at) FROM {{ ref("netlog_anomalies") }}
+    AND window_end > (
+      SELECT TIMESTAMP_SUB(MAX(window_end), INTERVAL {{ var("drift_batch_minutes") }} MINUTE)
+      FROM {{ ref("netlog_anomalies") }}
       WHERE model_version = {{ model_version("netlog_kmeans") }}
     )
 ),

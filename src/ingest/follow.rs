@@ -163,18 +163,29 @@ pub fn follow(
 /// How long the loop waits for input before looking at the stop flag again.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Calls `run` every `every` until `done` is set; back to back when a run takes longer, and a
-/// run in progress finishes first. `--detect-every` runs detection this way on a thread and
-/// warehouse session of its own, so the ingest never waits for a detection run.
-pub fn repeat_until(every: Duration, done: &AtomicBool, mut run: impl FnMut()) {
-    let mut next = Instant::now();
+/// A pipeline the in-process loop of `--detect-every` runs, and how often.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence<'a> {
+    pub pipeline: &'a str,
+    pub every: Duration,
+}
+
+/// Runs each cadence's pipeline every `every` until `done` is set: one run at a time, the
+/// longest overdue first (so a detection that runs back to back does not starve the drift
+/// pipeline), and a run in progress finishes first. `--detect-every` runs this on a thread and
+/// warehouse session of its own, so the ingest never waits for a run.
+pub fn repeat_until(cadences: &[Cadence<'_>], done: &AtomicBool, mut run: impl FnMut(&str)) {
+    let mut due = vec![Instant::now(); cadences.len()];
     while !done.load(Ordering::SeqCst) {
+        let Some((next, at)) = due.iter().copied().enumerate().min_by_key(|(_, at)| *at) else {
+            return;
+        };
         let now = Instant::now();
-        if now >= next {
-            next = now + every;
-            run();
+        if now >= at {
+            due[next] = now + cadences[next].every;
+            run(cadences[next].pipeline);
         } else {
-            std::thread::sleep((next - now).min(POLL));
+            std::thread::sleep((at - now).min(POLL));
         }
     }
 }
@@ -499,6 +510,36 @@ mod tests {
             "{reason}"
         );
         assert_eq!(rejects[1][0], Cell::Int(7));
+    }
+
+    #[test]
+    fn the_longest_overdue_pipeline_runs_next_and_a_slow_one_starves_no_other() {
+        let done = AtomicBool::new(false);
+        let cadences = [
+            Cadence {
+                pipeline: "detect",
+                every: Duration::from_millis(1),
+            },
+            Cadence {
+                pipeline: "drift",
+                every: Duration::from_millis(30),
+            },
+        ];
+        let mut runs = Vec::new();
+        repeat_until(&cadences, &done, |pipeline| {
+            runs.push(pipeline.to_string());
+            // Detection slower than its cadence: always overdue.
+            std::thread::sleep(Duration::from_millis(5));
+            if runs.len() == 40 {
+                done.store(true, Ordering::SeqCst);
+            }
+        });
+        assert_eq!(runs[..2], ["detect", "drift"]);
+        // 40 runs of at least 5 ms each span at least 200 ms: drift was due again at least
+        // five times, and ran each time right after a detection.
+        let drift_runs = runs.iter().filter(|p| *p == "drift").count();
+        assert!(drift_runs >= 5, "{runs:?}");
+        assert!(runs.windows(2).all(|w| w != ["drift", "drift"]), "{runs:?}");
     }
 
     #[test]

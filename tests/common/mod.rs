@@ -116,20 +116,22 @@ pub fn assert_success(output: &Output, args: &[&str]) {
 
 /// The body of a plain `GET http://127.0.0.1:PORT/path` (the endpoints under test are local).
 pub fn http_get(url: &str) -> String {
+    try_http_get(url).unwrap_or_else(|error| panic!("GET {url}: {error}"))
+}
+
+/// [`http_get`], with a refused connection (the server is gone) as an error.
+pub fn try_http_get(url: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("an http:// URL");
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    let mut stream = std::net::TcpStream::connect(host)?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    )?;
     let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read the response");
+    stream.read_to_string(&mut response)?;
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     assert!(head.starts_with("HTTP/1.1 200"), "GET {url}: {head}");
-    body.to_string()
+    Ok(body.to_string())
 }

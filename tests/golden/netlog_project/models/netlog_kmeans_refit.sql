@@ -1,6 +1,7 @@
--- The champion refit on the newest scored batch: three Lloyd iterations starting from the
--- champion's centroids (CUSTOM init), so ops/drift_metrics can measure how far each centroid
--- moves when today's traffic pulls on it. A scratch model, replaced by every detection and never
+-- The champion refit on the batch ops/drift_metrics measures (the windows it scored in the last
+-- `drift_batch_minutes`, event time): three Lloyd iterations starting from the champion's
+-- centroids (CUSTOM init), so ops/drift_metrics can measure how far each centroid moves when
+-- today's traffic pulls on it. A scratch model, replaced by every drift run and never
 -- registered (a script step, not a model step). num_clusters must be the champion's.
 CREATE OR REPLACE MODEL `acme-netlog.netlog_models.netlog_kmeans_refit`
 OPTIONS (
@@ -57,7 +58,8 @@ SELECT
   FALSE AS is_init
 FROM `acme-netlog.netlog_inferenced.netlog_anomalies`
 WHERE model_version = 1
-  AND scored_at = (
-    SELECT MAX(scored_at) FROM `acme-netlog.netlog_inferenced.netlog_anomalies`
+  AND window_end > (
+    SELECT TIMESTAMP_SUB(MAX(window_end), INTERVAL 5 MINUTE)
+    FROM `acme-netlog.netlog_inferenced.netlog_anomalies`
     WHERE model_version = 1
   );

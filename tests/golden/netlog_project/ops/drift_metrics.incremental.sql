@@ -1,6 +1,7 @@
 CREATE OR REPLACE TABLE `acme-netlog.netlog_ops.drift_metrics__ns_stage` AS
--- How far the newest scored batch (the windows the latest detection scored with the champion)
--- has drifted from the champion's training windows, one row per metric:
+-- How far the newest batch (the windows the champion scored in the last `drift_batch_minutes`
+-- of event time, up to the newest scored window) has drifted from the champion's training
+-- windows, one row per metric:
 --   score_shift          median normalized distance of the batch / its median on the training windows
 --   anomaly_rate_excess  binomial z of the batch's anomaly rate against the contamination:
 --                        (rate - c) / sqrt(c (1 - c) / n)
@@ -15,8 +16,9 @@ WITH batch AS (
   SELECT window_start, window_end, is_anomaly, normalized_distance, centroid_id
   FROM `acme-netlog.netlog_inferenced.netlog_anomalies`
   WHERE model_version = 1
-    AND scored_at = (
-      SELECT MAX(scored_at) FROM `acme-netlog.netlog_inferenced.netlog_anomalies`
+    AND window_end > (
+      SELECT TIMESTAMP_SUB(MAX(window_end), INTERVAL 5 MINUTE)
+      FROM `acme-netlog.netlog_inferenced.netlog_anomalies`
       WHERE model_version = 1
     )
 ),
