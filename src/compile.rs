@@ -52,7 +52,7 @@ pub fn compile(
         for (extension, incremental) in variants {
             let rendered = render::render_step(&context, step, incremental)?;
             let path = out_dir.join(format!("{}.{extension}", step.name));
-            write_file(&path, &format!("{};\n", rendered.script))?;
+            write_file(&path, &format!("{};\n", rendered.self_contained_script()))?;
             written.push(path);
         }
     }

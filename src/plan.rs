@@ -88,7 +88,7 @@ pub fn plan(
             maximum_bytes_billed: step.config.maximum_bytes_billed,
         }));
         let dry_run = warehouse
-            .dry_run(&rendered.script)
+            .dry_run(&rendered.self_contained_script())
             .map_err(|e| e.to_string());
         warehouse.set_job_context(None);
         report.steps.push(StepPlan {

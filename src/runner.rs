@@ -15,8 +15,10 @@ use crate::engine::{EngineError, JobContext, ScriptOutcome, Warehouse};
 use crate::project::{BuiltinStep, Materialization, Project, ProjectError, Step};
 use crate::registry::{self, ModelVersions, Registered, RegistryError};
 use crate::relation::Identifier;
-use crate::render::{self, RenderContext, RenderError};
-use crate::sqltest::assertions::{self, AssertionError, AssertionResult, StandaloneAssertions};
+use crate::render::{self, RenderContext, RenderError, RenderedStep};
+use crate::sqltest::assertions::{
+    self, AssertionError, AssertionResult, Checked, StandaloneAssertions,
+};
 use crate::state::{RunRecord, Status};
 use crate::vars::Vars;
 
@@ -188,12 +190,23 @@ impl Runner<'_> {
                 maximum_bytes_billed: step.config.maximum_bytes_billed,
             }));
             let checked = self.run_step(warehouse, &record, &models, step).and_then(
-                |(outcome, registered)| {
+                |(outcome, registered, rendered)| {
                     if registered.is_some() {
                         models = ModelVersions::load(warehouse, self.project, &record.run_id)?;
                     }
+                    let rows = match &rendered.staging {
+                        Some(staging) => Checked::Written {
+                            staging,
+                            unique_key: &step.config.unique_key,
+                        },
+                        None => Checked::Table,
+                    };
                     let assertions =
-                        self.check_step(warehouse, &record, &models, &standalone, step)?;
+                        self.check_step(warehouse, &record, &models, &standalone, step, rows);
+                    if let Some(drop) = rendered.drop_staging() {
+                        warehouse.execute_script(&drop)?;
+                    }
+                    let assertions = assertions?;
                     Ok(StepReport {
                         step: step.name.clone(),
                         outcome,
@@ -402,6 +415,7 @@ impl Runner<'_> {
         models: &ModelVersions,
         standalone: &StandaloneAssertions,
         step: &Step,
+        rows: Checked<'_>,
     ) -> Result<Vec<AssertionResult>, RunError> {
         let naming = warehouse.naming().clone();
         let context = RenderContext {
@@ -411,7 +425,8 @@ impl Runner<'_> {
             run_id: &record.run_id,
             models,
         };
-        let results = assertions::run_for_step(&context, warehouse, standalone, step, |_| true)?;
+        let results =
+            assertions::run_for_step(&context, warehouse, standalone, step, rows, |_| true)?;
         assertions::record(warehouse, &naming, &record.run_id, &results)?;
         for warning in results.iter().filter(|r| r.failed() && !r.blocks()) {
             tracing::warn!("{}", warning.describe());
@@ -439,7 +454,7 @@ impl Runner<'_> {
         record: &RunRecord,
         models: &ModelVersions,
         step: &Step,
-    ) -> Result<(StepOutcome, Option<Registered>), RunError> {
+    ) -> Result<(StepOutcome, Option<Registered>, RenderedStep), RunError> {
         let incremental = step.config.materialized == Materialization::Incremental
             && warehouse.relation_exists(&step.relation)?;
         let naming = warehouse.naming().clone();
@@ -477,6 +492,7 @@ impl Runner<'_> {
                         rows_affected: outcome.rows_affected,
                     },
                     registered,
+                    rendered,
                 ))
             }
             Err(error) => {

@@ -103,6 +103,28 @@ pub struct RenderedStep {
     pub body: String,
     /// The full script that runs: the body inside its materialization.
     pub script: String,
+    /// An incremental run's staging table (qualified), holding exactly the rows the run
+    /// writes. The script leaves it in place, so the step's assertions can check those rows
+    /// instead of the whole table; [`RenderedStep::drop_staging`] removes it afterwards.
+    pub staging: Option<String>,
+}
+
+impl RenderedStep {
+    /// Removes the staging table, if the run had one.
+    pub fn drop_staging(&self) -> Option<String> {
+        self.staging
+            .as_ref()
+            .map(|stage| format!("DROP TABLE IF EXISTS {stage}"))
+    }
+
+    /// The script with the staging table dropped at its end: what runs when nothing is checked
+    /// in between (compiled files, dry runs, SQL unit tests).
+    pub fn self_contained_script(&self) -> String {
+        match self.drop_staging() {
+            Some(drop) => format!("{};\n{drop}", self.script),
+            None => self.script.clone(),
+        }
+    }
 }
 
 pub fn render_step(
@@ -120,14 +142,16 @@ pub fn render_step(
         incremental,
         &watermarks,
     )?;
-    let script =
-        materialize(ctx, step, &body, incremental, &watermarks.columns()).map_err(|message| {
-            RenderError::Template {
-                file: step.file.clone(),
-                message,
-            }
+    let (script, staging) = materialize(ctx, step, &body, incremental, &watermarks.columns())
+        .map_err(|message| RenderError::Template {
+            file: step.file.clone(),
+            message,
         })?;
-    Ok(RenderedStep { body, script })
+    Ok(RenderedStep {
+        body,
+        script,
+        staging,
+    })
 }
 
 /// Renders any scanned template with the step helpers: a step's body, or a standalone SQL file
@@ -342,10 +366,10 @@ fn materialize(
     body: &str,
     incremental: bool,
     watermarks: &[Identifier],
-) -> Result<String, String> {
+) -> Result<(String, Option<String>), String> {
     let this = ctx.naming.qualify(&step.relation);
     let config = &step.config;
-    Ok(match config.materialized {
+    let script = match config.materialized {
         Materialization::Script => body.to_string(),
         // The runner registers a versioned model after the promotion gate.
         Materialization::Model if ctx.is_versioned(step) => body.to_string(),
@@ -366,15 +390,18 @@ fn materialize(
                 .partition_by
                 .as_deref()
                 .filter(|_| ctx.naming.prunes_with_script_variables());
-            merge_increment(&this, &stage, body, &config.unique_key, pruned, watermarks)
+            let script =
+                merge_increment(&this, &stage, body, &config.unique_key, pruned, watermarks);
+            return Ok((script, Some(stage)));
         }
-    })
+    };
+    Ok((script, None))
 }
 
 const PARTITIONS_VARIABLE: &str = "__ns_partitions";
 
 /// An incremental run: the new rows go to a staging table, the rows they replace (same unique
-/// key) are deleted, and the new rows inserted. With `partition` (BigQuery), the delete reads only
+/// key) are deleted, and the new rows inserted; the staging table stays for the assertions. With `partition` (BigQuery), the delete reads only
 /// the partitions the new rows fall in, listed in a script variable.
 fn merge_increment(
     this: &str,
@@ -428,7 +455,6 @@ fn merge_increment(
         }
     }
     script.push(format!("INSERT INTO {this} SELECT * FROM {stage}"));
-    script.push(format!("DROP TABLE {stage}"));
     script.join(";\n")
 }
 

@@ -100,26 +100,65 @@ impl fmt::Display for Check {
     }
 }
 
+/// Which rows of a step's table its declared assertions check.
+#[derive(Debug, Clone, Copy)]
+pub enum Checked<'a> {
+    /// All of them (a full build, or a step that is not incremental).
+    Table,
+    /// The rows an incremental run wrote, in its staging table (qualified), merged into the
+    /// table on `unique_key`. The rows it did not touch were checked by the runs that wrote
+    /// them, so checking only the new ones keeps a run's cost independent of the table's size.
+    Written {
+        staging: &'a str,
+        unique_key: &'a [Identifier],
+    },
+}
+
 impl Check {
     /// The offending rows of `relation` (already qualified for the target).
-    fn offending_rows_sql(&self, relation: &str) -> String {
+    fn offending_rows_sql(&self, relation: &str, checked: Checked<'_>) -> String {
+        let rows = match checked {
+            Checked::Table => relation,
+            Checked::Written { staging, .. } => staging,
+        };
         match self {
-            Check::NotNull(c) => format!("SELECT * FROM {relation} WHERE {c} IS NULL"),
+            Check::NotNull(c) => format!("SELECT * FROM {rows} WHERE {c} IS NULL"),
             Check::Unique(cols) => {
-                let cols = cols
+                let list = cols
                     .iter()
                     .map(Identifier::to_string)
                     .collect::<Vec<_>>()
                     .join(", ");
+                let among = match checked {
+                    Checked::Written {
+                        staging,
+                        unique_key,
+                    } if !unique_key.is_empty() && unique_key.iter().all(|k| cols.contains(k)) => {
+                        // The merge replaced every row whose key equals a new row's, so a
+                        // duplicate on columns that include the whole key lies among the new
+                        // rows, unless the key has a NULL (which equals nothing): those rows
+                        // come from the whole table.
+                        let null_key = unique_key
+                            .iter()
+                            .map(|k| format!("{k} IS NULL"))
+                            .collect::<Vec<_>>()
+                            .join(" OR ");
+                        format!(
+                            "(SELECT {list} FROM {staging} WHERE NOT ({null_key}) \
+                             UNION ALL SELECT {list} FROM {relation} WHERE {null_key})"
+                        )
+                    }
+                    _ => relation.to_string(),
+                };
                 format!(
-                    "SELECT {cols}, COUNT(*) AS duplicates FROM {relation} GROUP BY {cols} HAVING COUNT(*) > 1"
+                    "SELECT {list}, COUNT(*) AS duplicates FROM {among} AS checked GROUP BY {list} HAVING COUNT(*) > 1"
                 )
             }
             Check::AcceptedValues { column, values } => format!(
-                "SELECT * FROM {relation} WHERE {column} IS NOT NULL AND {column} NOT IN ({})",
+                "SELECT * FROM {rows} WHERE {column} IS NOT NULL AND {column} NOT IN ({})",
                 values.join(", ")
             ),
-            Check::RowCondition(e) => format!("SELECT * FROM {relation} WHERE NOT ({e})"),
+            Check::RowCondition(e) => format!("SELECT * FROM {rows} WHERE NOT ({e})"),
         }
     }
 }
@@ -449,12 +488,14 @@ impl AssertionResult {
     }
 }
 
-/// Runs every assertion of `step` (declared and standalone) against the warehouse.
+/// Runs every assertion of `step` (declared ones over the `checked` rows, standalone ones as
+/// written) against the warehouse.
 pub fn run_for_step(
     ctx: &RenderContext<'_>,
     warehouse: &mut dyn Warehouse,
     standalone: &StandaloneAssertions,
     step: &Step,
+    checked: Checked<'_>,
     filter: impl Fn(&StandaloneAssertion) -> bool,
 ) -> Result<Vec<AssertionResult>, AssertionError> {
     let mut results = Vec::new();
@@ -466,7 +507,7 @@ pub fn run_for_step(
         for declared in &step.config.assertions {
             let name = declared.check.to_string();
             let location = format!("{}:{}", step.file, declared.line);
-            let sql = declared.check.offending_rows_sql(&relation);
+            let sql = declared.check.offending_rows_sql(&relation, checked);
             let status = evaluate(warehouse, &sql).map_err(|source| AssertionError::Engine {
                 assertion: name.clone(),
                 file: location.clone(),
@@ -596,18 +637,92 @@ mod tests {
         .unwrap();
         let sql: Vec<String> = parsed
             .iter()
-            .map(|d| d.check.offending_rows_sql("features.t"))
+            .map(|d| d.check.offending_rows_sql("features.t", Checked::Table))
             .collect();
         assert_eq!(
             sql,
             [
                 "SELECT * FROM features.t WHERE a IS NULL",
                 "SELECT * FROM features.t WHERE b IS NULL",
-                "SELECT a, b, COUNT(*) AS duplicates FROM features.t GROUP BY a, b HAVING COUNT(*) > 1",
+                "SELECT a, b, COUNT(*) AS duplicates FROM features.t AS checked GROUP BY a, b HAVING COUNT(*) > 1",
                 "SELECT * FROM features.t WHERE p IS NOT NULL AND p NOT IN ('tcp', 1)",
                 "SELECT * FROM features.t WHERE NOT (x >= 0)",
             ]
         );
+    }
+
+    /// Offending rows of `check` after an incremental run merged `new` into a table holding
+    /// `old` (queries of rows `(k, v)`) on unique key `k`, checking what the run wrote.
+    fn offending_after_merge(check: Check, old: &str, new: &str) -> i64 {
+        use crate::engine::Cell;
+        use crate::engine::duckdb::DuckDbWarehouse;
+        let mut warehouse = DuckDbWarehouse::open_in_memory().unwrap();
+        warehouse
+            .execute_script(&format!(
+                "CREATE TABLE features.t AS {old};\n\
+                 CREATE TABLE features.t__ns_stage AS {new};\n\
+                 DELETE FROM features.t AS t WHERE EXISTS (SELECT 1 FROM features.t__ns_stage AS s WHERE s.k = t.k);\n\
+                 INSERT INTO features.t SELECT * FROM features.t__ns_stage"
+            ))
+            .unwrap();
+        let key = [Identifier::new("k").unwrap()];
+        let written = Checked::Written {
+            staging: "features.t__ns_stage",
+            unique_key: &key,
+        };
+        let sql = check.offending_rows_sql("features.t", written);
+        warehouse
+            .query(&format!("SELECT COUNT(*) FROM ({sql}) AS offending"))
+            .unwrap()
+            .scalar()
+            .and_then(Cell::as_i64)
+            .unwrap()
+    }
+
+    fn rows(rows: &[(Option<i64>, Option<i64>)]) -> String {
+        let value = |v: Option<i64>| v.map_or("NULL".to_string(), |v| v.to_string());
+        rows.iter()
+            .map(|(k, v)| {
+                format!(
+                    "SELECT CAST({} AS INT64) AS k, CAST({} AS INT64) AS v",
+                    value(*k),
+                    value(*v)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    }
+
+    #[test]
+    fn an_incremental_run_is_checked_on_the_rows_it_wrote() {
+        let id = |name: &str| Identifier::new(name).unwrap();
+        let old = rows(&[(Some(1), None), (Some(2), Some(20))]);
+        // A NULL left by an earlier run is not this run's to report; a new one is.
+        let not_null = Check::NotNull(id("v"));
+        let replace_2 = rows(&[(Some(2), Some(21))]);
+        assert_eq!(offending_after_merge(not_null.clone(), &old, &replace_2), 0);
+        let new_null = rows(&[(Some(3), None)]);
+        assert_eq!(offending_after_merge(not_null, &old, &new_null), 1);
+        // A replaced key is no duplicate; two new rows with one key are, and so are two rows
+        // with a NULL key (the merge's equality never matches a NULL, so the old one stays).
+        let unique_key = Check::Unique(vec![id("k")]);
+        let replacing = rows(&[(Some(2), Some(21)), (Some(3), Some(30))]);
+        assert_eq!(
+            offending_after_merge(unique_key.clone(), &old, &replacing),
+            0
+        );
+        let twice = rows(&[(Some(3), Some(30)), (Some(3), Some(31))]);
+        assert_eq!(offending_after_merge(unique_key.clone(), &old, &twice), 1);
+        let null_key = rows(&[(Some(1), Some(1)), (None, Some(2))]);
+        let another_null_key = rows(&[(None, Some(3))]);
+        assert_eq!(
+            offending_after_merge(unique_key, &null_key, &another_null_key),
+            1
+        );
+        // Columns without the whole key: a new row can duplicate an old one it did not replace.
+        let unique_v = Check::Unique(vec![id("v")]);
+        let same_v = rows(&[(Some(3), Some(20))]);
+        assert_eq!(offending_after_merge(unique_v, &old, &same_v), 1);
     }
 
     #[test]

@@ -291,7 +291,7 @@ impl UnitTestFile {
             Some(rows)
         } else {
             warehouse
-                .execute_script(&rendered.script)
+                .execute_script(&rendered.self_contained_script())
                 .map_err(show_engine)?;
             None
         };
@@ -320,8 +320,15 @@ impl UnitTestFile {
         let only_this_step = |a: &assertions::StandaloneAssertion| {
             a.depends_on.len() == 1 && a.depends_on.contains(&step.name)
         };
-        let checks = assertions::run_for_step(&ctx, warehouse, standalone, step, only_this_step)
-            .map_err(|e| e.to_string())?;
+        let checks = assertions::run_for_step(
+            &ctx,
+            warehouse,
+            standalone,
+            step,
+            assertions::Checked::Table,
+            only_this_step,
+        )
+        .map_err(|e| e.to_string())?;
         Ok((diff, checks))
     }
 
@@ -350,7 +357,7 @@ impl UnitTestFile {
                     let rendered =
                         render::render_step(ctx, step, false).map_err(|e| e.to_string())?;
                     warehouse
-                        .execute_script(&rendered.script)
+                        .execute_script(&rendered.self_contained_script())
                         .map_err(|e| format!("training model `{model}`: {}", show_engine(e)))?;
                 }
                 (None, None, Some(_)) => {}

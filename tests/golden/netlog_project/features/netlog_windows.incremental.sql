@@ -59,4 +59,4 @@ GROUP BY subscriberId, dst_subnet, window_start;
 SET __ns_partitions = (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_features.netlog_windows__ns_stage`);
 DELETE FROM `acme-netlog.netlog_features.netlog_windows` AS t WHERE DATE(window_start) IN UNNEST(__ns_partitions) AND EXISTS (SELECT 1 FROM `acme-netlog.netlog_features.netlog_windows__ns_stage` AS s WHERE s.subscriberId = t.subscriberId AND s.dst_subnet = t.dst_subnet AND s.window_start = t.window_start);
 INSERT INTO `acme-netlog.netlog_features.netlog_windows` SELECT * FROM `acme-netlog.netlog_features.netlog_windows__ns_stage`;
-DROP TABLE `acme-netlog.netlog_features.netlog_windows__ns_stage`;
+DROP TABLE IF EXISTS `acme-netlog.netlog_features.netlog_windows__ns_stage`;

@@ -42,4 +42,4 @@ FROM ML.DETECT_ANOMALIES(
 SET __ns_partitions = (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage`);
 DELETE FROM `acme-netlog.netlog_inferenced.netlog_anomalies` AS t WHERE DATE(window_start) IN UNNEST(__ns_partitions) AND EXISTS (SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage` AS s WHERE s.subscriberId = t.subscriberId AND s.dst_subnet = t.dst_subnet AND s.window_start = t.window_start);
 INSERT INTO `acme-netlog.netlog_inferenced.netlog_anomalies` SELECT * FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage`;
-DROP TABLE `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage`;
+DROP TABLE IF EXISTS `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage`;

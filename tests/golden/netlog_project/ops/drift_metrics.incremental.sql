@@ -138,4 +138,4 @@ CROSS JOIN training_stats AS t
 WHERE b.scored_rows > 0;
 DELETE FROM `acme-netlog.netlog_ops.drift_metrics` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_ops.drift_metrics__ns_stage` AS s WHERE s.model_name = t.model_name AND s.model_version = t.model_version AND s.window_from = t.window_from AND s.window_to = t.window_to AND s.metric = t.metric);
 INSERT INTO `acme-netlog.netlog_ops.drift_metrics` SELECT * FROM `acme-netlog.netlog_ops.drift_metrics__ns_stage`;
-DROP TABLE `acme-netlog.netlog_ops.drift_metrics__ns_stage`;
+DROP TABLE IF EXISTS `acme-netlog.netlog_ops.drift_metrics__ns_stage`;
