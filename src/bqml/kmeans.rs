@@ -22,6 +22,7 @@
 //! rejected; a categorical vocabulary is sorted with NULL first, then by byte order; an even-sized
 //! median is the mean of the two middle values; ties between centroids go to the lowest id.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -254,6 +255,34 @@ impl NumericValues {
 
     pub fn iter(&self) -> impl Iterator<Item = Option<f64>> + '_ {
         (0..self.len()).map(|row| self.get(row))
+    }
+
+    /// The non-NULL values in row order, borrowed when the column has no NULL.
+    fn present(&self) -> Cow<'_, [f64]> {
+        match &self.nulls {
+            None => Cow::Borrowed(&self.values),
+            Some(nulls) => Cow::Owned(
+                self.values
+                    .iter()
+                    .zip(nulls)
+                    .filter(|&(_, &null)| !null)
+                    .map(|(&x, _)| x)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The row of the `index`th non-NULL value.
+    fn row_of_present(&self, index: usize) -> usize {
+        match &self.nulls {
+            None => index,
+            Some(nulls) => nulls
+                .iter()
+                .enumerate()
+                .filter(|&(_, &null)| !null)
+                .nth(index)
+                .map_or(index, |(row, _)| row),
+        }
     }
 
     pub fn null_count(&self) -> usize {
@@ -648,6 +677,7 @@ impl<'a> Kernel<'a> {
                 mean,
                 stddev,
             } => {
+                let scale = Scale::new(*mean, *stddev, standardize);
                 for (out, row) in rows {
                     let x = match values.get(row) {
                         None => *mean,
@@ -660,7 +690,7 @@ impl<'a> Kernel<'a> {
                             });
                         }
                     };
-                    out[offset] = scale(x, *mean, *stddev, standardize);
+                    out[offset] = scale.apply(x);
                 }
             }
             Kernel::Categorical { values, index } => {
@@ -676,13 +706,36 @@ impl<'a> Kernel<'a> {
     }
 }
 
-fn scale(x: f64, mean: f64, stddev: f64, standardize: bool) -> f64 {
-    if !standardize {
-        x
-    } else if stddev > 0.0 {
-        (x - mean) / stddev
-    } else {
-        0.0
+/// The standardization of one numeric feature, decided once per column rather than per value.
+#[derive(Clone, Copy)]
+enum Scale {
+    Identity,
+    Standardize {
+        mean: f64,
+        stddev: f64,
+    },
+    /// A constant column standardizes to 0.
+    Zero,
+}
+
+impl Scale {
+    fn new(mean: f64, stddev: f64, standardize: bool) -> Self {
+        if !standardize {
+            Scale::Identity
+        } else if stddev > 0.0 {
+            Scale::Standardize { mean, stddev }
+        } else {
+            Scale::Zero
+        }
+    }
+
+    #[inline(always)]
+    fn apply(self, x: f64) -> f64 {
+        match self {
+            Scale::Identity => x,
+            Scale::Standardize { mean, stddev } => (x - mean) / stddev,
+            Scale::Zero => 0.0,
+        }
     }
 }
 
@@ -729,52 +782,23 @@ fn fit_feature(column: &InputColumn) -> Result<FeaturePrep, KMeansError> {
     let name = column.name.clone();
     match &column.data {
         ColumnData::Numeric(values) => {
-            let mut present = Vec::with_capacity(values.len() - values.null_count());
-            for (row, v) in values.iter().enumerate() {
-                if let Some(x) = v {
-                    if !x.is_finite() {
-                        return Err(KMeansError::NonFinite {
-                            column: name,
-                            row,
-                            value: x,
-                        });
-                    }
-                    present.push(x);
-                }
-            }
+            let present = values.present();
             if present.is_empty() {
                 return Err(KMeansError::AllNull { column: name });
             }
-            let null_count = (values.len() - present.len()) as u64;
-            let count = present.len() as f64;
-            let (min, max) = present
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-                    (lo.min(x), hi.max(x))
-                });
-            let (mean, stddev) = if min == max {
-                // A rounded sum/count can miss the constant by an ulp, and the resulting tiny
-                // stddev would blow rounding noise up to ±1 after standardization.
-                (min, 0.0)
-            } else {
-                let mean = present.iter().sum::<f64>() / count;
-                let ss: f64 = present.iter().map(|x| (x - mean) * (x - mean)).sum();
-                let var = if present.len() > 1 {
-                    ss / (count - 1.0)
-                } else {
-                    0.0
-                };
-                (mean, var.sqrt())
-            };
-            let median = median_in_place(&mut present);
+            let profile = profile(&present).map_err(|(row, value)| KMeansError::NonFinite {
+                column: name.clone(),
+                row: values.row_of_present(row),
+                value,
+            })?;
             Ok(FeaturePrep::Numeric {
                 name,
-                mean,
-                stddev,
-                min,
-                max,
-                median,
-                null_count,
+                mean: profile.mean,
+                stddev: profile.stddev,
+                min: profile.min,
+                max: profile.max,
+                median: profile.median,
+                null_count: (values.len() - present.len()) as u64,
             })
         }
         ColumnData::Categorical(values) => {
@@ -794,18 +818,160 @@ fn fit_feature(column: &InputColumn) -> Result<FeaturePrep, KMeansError> {
     }
 }
 
-/// Median by selection (O(n)) rather than sorting, since it runs once per training column.
-fn median_in_place(values: &mut [f64]) -> f64 {
-    let len = values.len();
-    let mid = len / 2;
-    let (lower, upper_median, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
-    let upper_median = *upper_median;
-    if len % 2 == 1 {
-        upper_median
-    } else {
-        let lower_median = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (lower_median + upper_median) / 2.0
+/// What `ML.FEATURE_INFO` reports of a numeric column, besides its NULL count.
+struct Profile {
+    mean: f64,
+    stddev: f64,
+    min: f64,
+    max: f64,
+    median: f64,
+}
+
+/// Independent running sums in a column pass: one sum's chain of dependent additions would
+/// hold the pass to one addition per add latency, and the lanes vectorize.
+const SUM_LANES: usize = 8;
+
+/// Bits of the order key [`KeyHistogram`] buckets on.
+const RADIX_BITS: u32 = 16;
+
+/// The profile of non-empty `values`, or the index and value of the first non-finite one.
+fn profile(values: &[f64]) -> Result<Profile, (usize, f64)> {
+    let mut min = [f64::INFINITY; SUM_LANES];
+    let mut max = [f64::NEG_INFINITY; SUM_LANES];
+    let mut sum = [0.0; SUM_LANES];
+    for_each_lane(values, |l, x| {
+        min[l] = min[l].min(x);
+        max[l] = max[l].max(x);
+        sum[l] += x;
+    });
+    let min = min.into_iter().fold(f64::INFINITY, f64::min);
+    let max = max.into_iter().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = sum.into_iter().sum();
+    // f64::min and max skip a NaN, which still poisons the sum.
+    if !(min.is_finite() && max.is_finite() && sum.is_finite()) {
+        if let Some(row) = values.iter().position(|x| !x.is_finite()) {
+            return Err((row, values[row]));
+        }
     }
+    let count = values.len() as f64;
+    // A rounded sum/count can miss a constant by an ulp, and the resulting tiny stddev would
+    // blow rounding noise up to ±1 after standardization.
+    let (mean, stddev) = if min == max {
+        (min, 0.0)
+    } else {
+        let mean = sum / count;
+        let mut squares = [0.0; SUM_LANES];
+        for_each_lane(values, |l, x| squares[l] += (x - mean) * (x - mean));
+        let ss: f64 = squares.into_iter().sum();
+        (mean, (ss / (count - 1.0)).sqrt())
+    };
+    Ok(Profile {
+        mean,
+        stddev,
+        min,
+        max,
+        median: median(values),
+    })
+}
+
+/// The median of non-empty `values` by radix selection: one pass counts the values by the
+/// leading bits of their order key, a second keeps those in the buckets that hold the middle
+/// ranks, and a selection among them finishes, so the column is neither copied nor sorted.
+fn median(values: &[f64]) -> f64 {
+    let mid = values.len() / 2;
+    let ranks = if values.len() % 2 == 1 {
+        [mid, mid]
+    } else {
+        [mid - 1, mid]
+    };
+    let mut histogram = KeyHistogram::new();
+    for &x in values {
+        histogram.add(x);
+    }
+    let (low, below) = histogram.locate(ranks[0]);
+    let (high, _) = histogram.locate(ranks[1]);
+    // The ranks are adjacent, so no value lies in a bucket between theirs.
+    let mut middle = Vec::new();
+    for &x in values {
+        let key = order_key(x);
+        let bucket = KeyHistogram::bucket(key);
+        if bucket == low || bucket == high {
+            middle.push(key);
+        }
+    }
+    let (_, lower, above) = middle.select_nth_unstable(ranks[0] - below);
+    let lower = from_order_key(*lower);
+    if ranks[0] == ranks[1] {
+        lower
+    } else {
+        let upper = above.iter().copied().min().map_or(lower, from_order_key);
+        (lower + upper) / 2.0
+    }
+}
+
+/// Calls `visit(lane, value)` for every value, the lane cycling through `0..SUM_LANES`.
+#[inline(always)]
+fn for_each_lane(values: &[f64], mut visit: impl FnMut(usize, f64)) {
+    let mut chunks = values.chunks_exact(SUM_LANES);
+    for chunk in &mut chunks {
+        for (l, &x) in chunk.iter().enumerate() {
+            visit(l, x);
+        }
+    }
+    for (l, &x) in chunks.remainder().iter().enumerate() {
+        visit(l, x);
+    }
+}
+
+/// Counts of values by the leading [`RADIX_BITS`] of their [`order_key`].
+struct KeyHistogram {
+    counts: Vec<usize>,
+}
+
+impl KeyHistogram {
+    fn new() -> Self {
+        Self {
+            counts: vec![0; 1 << RADIX_BITS],
+        }
+    }
+
+    fn bucket(key: u64) -> usize {
+        (key >> (64 - RADIX_BITS)) as usize
+    }
+
+    fn add(&mut self, x: f64) {
+        self.counts[Self::bucket(order_key(x))] += 1;
+    }
+
+    /// The bucket holding 0-based `rank` in key order, and how many values lie below it.
+    fn locate(&self, rank: usize) -> (usize, usize) {
+        let mut below = 0;
+        for (bucket, &n) in self.counts.iter().enumerate() {
+            if below + n > rank {
+                return (bucket, below);
+            }
+            below += n;
+        }
+        unreachable!("rank {rank} of {below} values")
+    }
+}
+
+/// Maps an f64 to a u64 that orders as [`f64::total_cmp`] orders the floats.
+fn order_key(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+fn from_order_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    })
 }
 
 /// One cluster as an iteration left it (`ML.TRAINING_INFO`'s `cluster_info`).
@@ -995,10 +1161,11 @@ pub fn default_num_clusters(rows: usize) -> usize {
     k.max(MIN_NUM_CLUSTERS)
 }
 
-/// Defines a function whose body runs compiled for AVX2 when the processor has it (checked at
-/// run time), else for the baseline instruction set. Only the instructions differ: each vector
-/// lane performs the same IEEE operations in the same order (Rust never fuses a multiply and an
-/// add on its own), so both paths give bit-identical results.
+/// Defines a function whose body runs compiled for AVX2 and FMA when the processor has them
+/// (checked at run time), else for the baseline instruction set. Only the instructions differ:
+/// each vector lane performs the same IEEE operations in the same order (Rust never fuses a
+/// multiply and an add on its own, and an explicit `mul_add` rounds once on both paths, in
+/// software where the processor lacks FMA), so both paths give bit-identical results.
 macro_rules! widest_vectors {
     ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
         $(#[$doc])*
@@ -1008,12 +1175,12 @@ macro_rules! widest_vectors {
 
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx2")]
+                #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) -> $ret {
                     portable($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the processor supports AVX2, as just checked.
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the processor supports AVX2 and FMA, as just checked.
                     return unsafe { avx2($($arg),*) };
                 }
             }
@@ -1250,26 +1417,32 @@ impl Centroids {
         }
     }
 
-    /// [`Self::nearest`] of two rows at once, for Euclidean distances: the two rows' sums are
-    /// independent dependency chains that the processor overlaps, where one row's chain keeps
-    /// the vector units waiting on latency. Each row's arithmetic is the same as alone.
+    /// The nearest centroid of each of `R` rows and the squared Euclidean distance to it, as
+    /// Lloyd's passes compute them: each term `(x − c)²` is added with a fused multiply-add
+    /// (one rounding instead of two, and one instruction fewer), and the rows' sums are
+    /// independent dependency chains that the processor overlaps. A row's result does not depend
+    /// on the rows beside it. The assignment can differ from [`Self::nearest`]'s only where two
+    /// centroids are within an ulp of a tie; the final scan, whose distances must equal the SQL
+    /// scoring's, uses [`Self::each_block`].
     #[inline(always)]
-    fn nearest_euclidean_pair(&self, a: &[f64], b: &[f64]) -> [(usize, f64); 2] {
-        let mut best = [(0, f64::INFINITY); 2];
-        for (blk, block) in self.coords.chunks_exact(self.dims).enumerate() {
-            let mut acc_a = [0.0; LANES];
-            let mut acc_b = [0.0; LANES];
-            for ((&x, &y), c) in a.iter().zip(b).zip(block) {
-                for l in 0..LANES {
-                    let t = x - c[l];
-                    acc_a[l] += t * t;
-                    let u = y - c[l];
-                    acc_b[l] += u * u;
+    fn nearest_euclidean_fused<const R: usize>(&self, rows: [&[f64]; R]) -> [(usize, f64); R] {
+        let dims = self.dims;
+        let rows = rows.map(|row| &row[..dims]);
+        let mut best = [(0, f64::INFINITY); R];
+        for (blk, block) in self.coords.chunks_exact(dims).enumerate() {
+            let mut acc = [[0.0; LANES]; R];
+            for (j, c) in block.iter().enumerate() {
+                for (acc, row) in acc.iter_mut().zip(rows) {
+                    let x = row[j];
+                    for l in 0..LANES {
+                        let t = x - c[l];
+                        acc[l] = t.mul_add(t, acc[l]);
+                    }
                 }
             }
             let first = blk * LANES;
             let valid = (self.k - first).min(LANES);
-            for (best, acc) in best.iter_mut().zip([acc_a, acc_b]) {
+            for (best, acc) in best.iter_mut().zip(acc) {
                 let (lane, d) = first_min(&acc[..valid]);
                 if d < best.1 {
                     *best = (first + lane, d);
@@ -1590,6 +1763,9 @@ struct PassPart {
     changed: bool,
 }
 
+/// Rows [`Centroids::nearest_euclidean_fused`] takes at once in a Lloyd pass.
+const FUSED_ROWS: usize = 4;
+
 widest_vectors! {
     /// One chunk of a [`Pass`]: rows `first..` of the matrix and their assignments.
     fn assign_chunk(
@@ -1621,18 +1797,20 @@ widest_vectors! {
             }
         };
         if centroids.distance == DistanceType::Euclidean {
-            // Rows in pairs, recorded in row order just as one at a time.
-            for (pair, slots) in rows.chunks(2 * dims).zip(assigned.chunks_mut(2)) {
-                match slots {
-                    [slot_a, slot_b] => {
-                        let (a, b) = pair.split_at(dims);
-                        let [best_a, best_b] = centroids.nearest_euclidean_pair(a, b);
-                        record(a, slot_a, best_a);
-                        record(b, slot_b, best_b);
-                    }
-                    [slot] => record(pair, slot, centroids.nearest(pair, 0.0)),
-                    _ => {}
+            // Rows four at a time, recorded in row order just as one at a time.
+            let mut quads = rows.chunks_exact(FUSED_ROWS * dims);
+            let mut slots = assigned.chunks_exact_mut(FUSED_ROWS);
+            for (quad, slots) in (&mut quads).zip(&mut slots) {
+                let rows: [&[f64]; FUSED_ROWS] =
+                    std::array::from_fn(|q| &quad[q * dims..(q + 1) * dims]);
+                let nearest = centroids.nearest_euclidean_fused(rows);
+                for ((row, slot), best) in rows.into_iter().zip(slots).zip(nearest) {
+                    record(row, slot, best);
                 }
+            }
+            for (row, slot) in quads.remainder().chunks_exact(dims).zip(slots.into_remainder()) {
+                let [best] = centroids.nearest_euclidean_fused([row]);
+                record(row, slot, best);
             }
         } else {
             for ((row, slot), i) in rows.chunks_exact(dims).zip(assigned).zip(first..) {
@@ -2025,7 +2203,7 @@ pub fn map_centroids(
                     },
                 ) => {
                     let raw = unscale(centroid[from], *m0, *s0, source.standardize);
-                    mapped[to] = scale(raw, *m1, *s1, target.standardize);
+                    mapped[to] = Scale::new(*m1, *s1, target.standardize).apply(raw);
                 }
                 (
                     FeaturePrep::Categorical { categories: c0, .. },
@@ -2125,6 +2303,45 @@ mod tests {
             iterations: vec![],
             davies_bouldin_index: UNDEFINED_METRIC,
             mean_squared_distance: UNDEFINED_METRIC,
+        }
+    }
+
+    #[test]
+    fn median_equals_the_middle_of_the_sorted_values() {
+        let by_sorting = |values: &[f64]| {
+            let mut sorted = values.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            let mid = sorted.len() / 2;
+            if sorted.len() % 2 == 1 {
+                sorted[mid]
+            } else {
+                (sorted[mid - 1] + sorted[mid]) / 2.0
+            }
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let cases: Vec<Vec<f64>> = vec![
+            vec![5.0],
+            vec![2.0, -1.0],
+            vec![3.0, 3.0, 3.0, 3.0],
+            vec![-0.0, 0.0, -0.0],
+            vec![1e300, -1e300, 5e-324, -5e-324, 0.0],
+            // Values sharing their leading bits fall in one bucket of the first pass.
+            (0..1001)
+                .map(|i| 1.0 + f64::from(i) * f64::EPSILON)
+                .rev()
+                .collect(),
+            (0..10_000).map(|_| rng.random_range(-1e6..1e6)).collect(),
+            (0..9_999)
+                .map(|_| f64::from(rng.random_range(0..7_u8)))
+                .collect(),
+        ];
+        for values in cases {
+            assert_eq!(
+                median(&values).to_bits(),
+                by_sorting(&values).to_bits(),
+                "{} values",
+                values.len()
+            );
         }
     }
 
@@ -2586,6 +2803,12 @@ mod tests {
             Preprocessor::fit(&[nan], true).unwrap_err(),
             KMeansError::NonFinite { row: 1, .. }
         ));
+        // The row is the input row, NULLs counted.
+        let inf_after_null = InputColumn::numeric("b", vec![None, Some(1.0), Some(f64::INFINITY)]);
+        assert!(matches!(
+            Preprocessor::fit(&[inf_after_null], true).unwrap_err(),
+            KMeansError::NonFinite { row: 2, .. }
+        ));
         assert!(matches!(
             Preprocessor::fit(&[num("a", &[1.0]), num("A", &[2.0])], true).unwrap_err(),
             KMeansError::DuplicateColumn { .. }
@@ -2914,12 +3137,15 @@ mod tests {
                 assert_eq!(seen, LANES + 2);
             }
             if distance == DistanceType::Euclidean {
-                for pair in rows.chunks_exact(2 * dims) {
-                    let (a, b) = pair.split_at(dims);
-                    assert_eq!(
-                        centroids.nearest_euclidean_pair(a, b),
-                        [centroids.nearest(a, 0.0), centroids.nearest(b, 0.0)]
-                    );
+                for quad in rows.chunks_exact(4 * dims) {
+                    let quad: [&[f64]; 4] = std::array::from_fn(|q| &quad[q * dims..][..dims]);
+                    let together = centroids.nearest_euclidean_fused(quad);
+                    for (row, fused) in quad.into_iter().zip(together) {
+                        assert_eq!(centroids.nearest_euclidean_fused([row]), [fused]);
+                        let (nearest, sq) = centroids.nearest(row, 0.0);
+                        assert_eq!(fused.0, nearest);
+                        assert!((fused.1 - sq).abs() <= 1e-13 * sq, "{} vs {sq}", fused.1);
+                    }
                 }
             }
         }
