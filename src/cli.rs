@@ -24,7 +24,7 @@ use netsentinel::plan::{self, Bytes, PlanReport};
 use netsentinel::project::Project;
 use netsentinel::registry;
 use netsentinel::render::Naming;
-use netsentinel::runner::{RunReport, Runner, StepOutcome};
+use netsentinel::runner::{RunError, RunReport, Runner, StepOutcome};
 use netsentinel::schedule::Scheduler;
 use netsentinel::service::{EventsRoute, Service, ServiceOptions};
 use netsentinel::sqltest;
@@ -710,6 +710,8 @@ fn run_in_process(
 ) {
     match runner.run_pipeline(warehouse, pipeline) {
         Ok(report) => metrics.run_succeeded(&report, Utc::now()),
+        // Shutting down between steps is no failure: the run is recorded and resumes next time.
+        Err(error @ RunError::Interrupted { .. }) => tracing::info!(pipeline, %error),
         Err(error) => {
             metrics.run_failed(pipeline);
             tracing::error!(pipeline, %error, "in-process run failed; trying again next time");

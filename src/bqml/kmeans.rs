@@ -1452,6 +1452,39 @@ impl Centroids {
         best
     }
 
+    /// [`RowNearest`] of each of `R` rows, for Euclidean distances: each lane's sum is the one
+    /// [`Self::each_block`] computes (so the scan's distances still equal the SQL scoring's), and
+    /// the rows' sums are independent dependency chains that the processor overlaps, where one
+    /// row's chain keeps the vector units waiting on latency.
+    #[inline(always)]
+    fn scan_euclidean<const R: usize>(
+        &self,
+        rows: [&[f64]; R],
+        radii: Option<&[[f64; LANES]]>,
+    ) -> [RowNearest; R] {
+        let dims = self.dims;
+        let rows = rows.map(|row| &row[..dims]);
+        let mut nearest = std::array::from_fn(|_| RowNearest::new());
+        for (blk, block) in self.coords.chunks_exact(dims).enumerate() {
+            let mut acc = [[0.0; LANES]; R];
+            for (j, c) in block.iter().enumerate() {
+                for (acc, row) in acc.iter_mut().zip(rows) {
+                    let x = row[j];
+                    for l in 0..LANES {
+                        let t = x - c[l];
+                        acc[l] += t * t;
+                    }
+                }
+            }
+            let first = blk * LANES;
+            let valid = (self.k - first).min(LANES);
+            for (nearest, sq) in nearest.iter_mut().zip(&acc) {
+                nearest.fold_block(first, valid, sq, radii);
+            }
+        }
+        nearest
+    }
+
     /// The nearest centroid and the squared distance to it; ties go to the lowest index.
     #[inline(always)]
     fn nearest(&self, row: &[f64], row_norm: f64) -> (usize, f64) {
@@ -1545,33 +1578,83 @@ widest_vectors! {
         first: usize,
         rows: &[f64],
     ) -> Scan {
+        let dims = space.dims;
         let mut part = Scan::new(centroids.k);
-        for (row, i) in rows.chunks_exact(space.dims).zip(first..) {
-            let mut plain = (0, f64::INFINITY);
-            let mut normalized = f64::INFINITY;
-            centroids.each_block(row, space.norm(i), |first, valid, sq| {
-                let (lane, d) = first_min(&sq[..valid]);
-                if d < plain.1 {
-                    plain = (first + lane, d);
-                }
-                if let Some(radii) = radii {
-                    let r = &radii[first / LANES];
-                    let nd: [f64; LANES] = std::array::from_fn(|l| sq[l].sqrt() / r[l]);
-                    let (_, d) = first_min(&nd[..valid]);
-                    if d < normalized {
-                        normalized = d;
-                    }
-                }
-            });
-            let (c, sq) = plain;
+        let mut record = |nearest: RowNearest| {
+            let (c, sq) = nearest.plain;
             part.counts[c] += 1;
             part.sse[c] += sq;
             part.distance_sums[c] += sq.sqrt();
             if radii.is_some() {
-                part.normalized.push(normalized);
+                part.normalized.push(nearest.normalized);
+            }
+        };
+        if centroids.distance == DistanceType::Euclidean {
+            // Rows four at a time, recorded in row order just as one at a time.
+            let mut quads = rows.chunks_exact(SCAN_ROWS * dims);
+            for quad in &mut quads {
+                let rows: [&[f64]; SCAN_ROWS] =
+                    std::array::from_fn(|q| &quad[q * dims..(q + 1) * dims]);
+                centroids.scan_euclidean(rows, radii).into_iter().for_each(&mut record);
+            }
+            for row in quads.remainder().chunks_exact(dims) {
+                let [nearest] = centroids.scan_euclidean([row], radii);
+                record(nearest);
+            }
+        } else {
+            for (row, i) in rows.chunks_exact(dims).zip(first..) {
+                let mut nearest = RowNearest::new();
+                centroids.each_block(row, space.norm(i), |first, valid, sq| {
+                    nearest.fold_block(first, valid, sq, radii);
+                });
+                record(nearest);
             }
         }
         part
+    }
+}
+
+/// Rows a [`scan`] takes at once for Euclidean distances.
+const SCAN_ROWS: usize = 4;
+
+/// What a [`scan`] finds for one row, block of centroids by block.
+struct RowNearest {
+    /// The nearest centroid and the squared distance to it.
+    plain: (usize, f64),
+    /// The smallest normalized distance, when the scan has radii.
+    normalized: f64,
+}
+
+impl RowNearest {
+    fn new() -> Self {
+        Self {
+            plain: (0, f64::INFINITY),
+            normalized: f64::INFINITY,
+        }
+    }
+
+    /// Takes in the squared distances `sq` to the `valid` centroids of the block that starts
+    /// at centroid `first`.
+    #[inline(always)]
+    fn fold_block(
+        &mut self,
+        first: usize,
+        valid: usize,
+        sq: &[f64; LANES],
+        radii: Option<&[[f64; LANES]]>,
+    ) {
+        let (lane, d) = first_min(&sq[..valid]);
+        if d < self.plain.1 {
+            self.plain = (first + lane, d);
+        }
+        if let Some(radii) = radii {
+            let r = &radii[first / LANES];
+            let nd: [f64; LANES] = std::array::from_fn(|l| sq[l].sqrt() / r[l]);
+            let (_, d) = first_min(&nd[..valid]);
+            if d < self.normalized {
+                self.normalized = d;
+            }
+        }
     }
 }
 
@@ -3137,8 +3220,21 @@ mod tests {
                 assert_eq!(seen, LANES + 2);
             }
             if distance == DistanceType::Euclidean {
+                let radii: Vec<[f64; LANES]> = (0..2)
+                    .map(|_| std::array::from_fn(|_| rng.random::<f64>() + 0.5))
+                    .collect();
                 for quad in rows.chunks_exact(4 * dims) {
                     let quad: [&[f64]; 4] = std::array::from_fn(|q| &quad[q * dims..][..dims]);
+                    let scanned = centroids.scan_euclidean(quad, Some(&radii));
+                    for (row, scanned) in quad.into_iter().zip(scanned) {
+                        let mut alone = RowNearest::new();
+                        centroids.each_block(row, 0.0, |first, valid, sq| {
+                            alone.fold_block(first, valid, sq, Some(&radii));
+                        });
+                        assert_eq!(scanned.plain.0, alone.plain.0);
+                        assert_eq!(scanned.plain.1.to_bits(), alone.plain.1.to_bits());
+                        assert_eq!(scanned.normalized.to_bits(), alone.normalized.to_bits());
+                    }
                     let together = centroids.nearest_euclidean_fused(quad);
                     for (row, fused) in quad.into_iter().zip(together) {
                         assert_eq!(centroids.nearest_euclidean_fused([row]), [fused]);
