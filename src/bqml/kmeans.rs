@@ -1417,71 +1417,77 @@ impl Centroids {
         }
     }
 
-    /// The nearest centroid of each of `R` rows and the squared Euclidean distance to it, as
-    /// Lloyd's passes compute them: each term `(x − c)²` is added with a fused multiply-add
-    /// (one rounding instead of two, and one instruction fewer), and the rows' sums are
-    /// independent dependency chains that the processor overlaps. A row's result does not depend
-    /// on the rows beside it. The assignment can differ from [`Self::nearest`]'s only where two
-    /// centroids are within an ulp of a tie; the final scan, whose distances must equal the SQL
-    /// scoring's, uses [`Self::each_block`].
+    /// The squared Euclidean distances of `R` rows to each block of centroids: `visit(index of
+    /// the block's first centroid, centroids in the block, distances by row and lane)`, each
+    /// lane's terms `(x − c)²` summed in dimension order by `add(term root, sum)`. The rows'
+    /// sums are independent dependency chains that the processor overlaps, where one row's
+    /// chain keeps the vector units waiting on latency; a row's sums do not depend on the rows
+    /// beside it.
     #[inline(always)]
-    fn nearest_euclidean_fused<const R: usize>(&self, rows: [&[f64]; R]) -> [(usize, f64); R] {
+    fn euclidean_blocks<const R: usize>(
+        &self,
+        rows: [&[f64]; R],
+        add: impl Fn(f64, f64) -> f64,
+        mut visit: impl FnMut(usize, usize, &[[f64; LANES]; R]),
+    ) {
         let dims = self.dims;
         let rows = rows.map(|row| &row[..dims]);
-        let mut best = [(0, f64::INFINITY); R];
         for (blk, block) in self.coords.chunks_exact(dims).enumerate() {
             let mut acc = [[0.0; LANES]; R];
             for (j, c) in block.iter().enumerate() {
                 for (acc, row) in acc.iter_mut().zip(rows) {
                     let x = row[j];
                     for l in 0..LANES {
-                        let t = x - c[l];
-                        acc[l] = t.mul_add(t, acc[l]);
+                        acc[l] = add(x - c[l], acc[l]);
                     }
                 }
             }
             let first = blk * LANES;
-            let valid = (self.k - first).min(LANES);
-            for (best, acc) in best.iter_mut().zip(acc) {
-                let (lane, d) = first_min(&acc[..valid]);
-                if d < best.1 {
-                    *best = (first + lane, d);
-                }
-            }
+            visit(first, (self.k - first).min(LANES), &acc);
         }
+    }
+
+    /// The nearest centroid of each of `R` rows and the squared Euclidean distance to it, as
+    /// Lloyd's passes compute them: each term is added with a fused multiply-add (one rounding
+    /// instead of two, and one instruction fewer). The assignment can differ from
+    /// [`Self::nearest`]'s only where two centroids are within an ulp of a tie; the final
+    /// scan, whose distances must equal the SQL scoring's, uses [`Self::scan_euclidean`].
+    #[inline(always)]
+    fn nearest_euclidean_fused<const R: usize>(&self, rows: [&[f64]; R]) -> [(usize, f64); R] {
+        let mut best = [(0, f64::INFINITY); R];
+        self.euclidean_blocks(
+            rows,
+            |t, sum| t.mul_add(t, sum),
+            |first, valid, sq| {
+                for (best, sq) in best.iter_mut().zip(sq) {
+                    let (lane, d) = first_min(&sq[..valid]);
+                    if d < best.1 {
+                        *best = (first + lane, d);
+                    }
+                }
+            },
+        );
         best
     }
 
     /// [`RowNearest`] of each of `R` rows, for Euclidean distances: each lane's sum is the one
-    /// [`Self::each_block`] computes (so the scan's distances still equal the SQL scoring's), and
-    /// the rows' sums are independent dependency chains that the processor overlaps, where one
-    /// row's chain keeps the vector units waiting on latency.
+    /// [`Self::each_block`] computes, so the scan's distances still equal the SQL scoring's.
     #[inline(always)]
     fn scan_euclidean<const R: usize>(
         &self,
         rows: [&[f64]; R],
         radii: Option<&[[f64; LANES]]>,
     ) -> [RowNearest; R] {
-        let dims = self.dims;
-        let rows = rows.map(|row| &row[..dims]);
         let mut nearest = std::array::from_fn(|_| RowNearest::new());
-        for (blk, block) in self.coords.chunks_exact(dims).enumerate() {
-            let mut acc = [[0.0; LANES]; R];
-            for (j, c) in block.iter().enumerate() {
-                for (acc, row) in acc.iter_mut().zip(rows) {
-                    let x = row[j];
-                    for l in 0..LANES {
-                        let t = x - c[l];
-                        acc[l] += t * t;
-                    }
+        self.euclidean_blocks(
+            rows,
+            |t, sum| sum + t * t,
+            |first, valid, sq| {
+                for (nearest, sq) in nearest.iter_mut().zip(sq) {
+                    nearest.fold_block(first, valid, sq, radii);
                 }
-            }
-            let first = blk * LANES;
-            let valid = (self.k - first).min(LANES);
-            for (nearest, sq) in nearest.iter_mut().zip(&acc) {
-                nearest.fold_block(first, valid, sq, radii);
-            }
-        }
+            },
+        );
         nearest
     }
 
