@@ -285,12 +285,6 @@ impl NumericValues {
         }
     }
 
-    pub fn null_count(&self) -> usize {
-        self.nulls
-            .as_ref()
-            .map_or(0, |n| n.iter().filter(|&&null| null).count())
-    }
-
     pub fn push(&mut self, value: Option<f64>) {
         match value {
             Some(x) => {
@@ -677,7 +671,6 @@ impl<'a> Kernel<'a> {
                 mean,
                 stddev,
             } => {
-                let scale = Scale::new(*mean, *stddev, standardize);
                 for (out, row) in rows {
                     let x = match values.get(row) {
                         None => *mean,
@@ -690,7 +683,7 @@ impl<'a> Kernel<'a> {
                             });
                         }
                     };
-                    out[offset] = scale.apply(x);
+                    out[offset] = scale(x, *mean, *stddev, standardize);
                 }
             }
             Kernel::Categorical { values, index } => {
@@ -706,36 +699,13 @@ impl<'a> Kernel<'a> {
     }
 }
 
-/// The standardization of one numeric feature, decided once per column rather than per value.
-#[derive(Clone, Copy)]
-enum Scale {
-    Identity,
-    Standardize {
-        mean: f64,
-        stddev: f64,
-    },
-    /// A constant column standardizes to 0.
-    Zero,
-}
-
-impl Scale {
-    fn new(mean: f64, stddev: f64, standardize: bool) -> Self {
-        if !standardize {
-            Scale::Identity
-        } else if stddev > 0.0 {
-            Scale::Standardize { mean, stddev }
-        } else {
-            Scale::Zero
-        }
-    }
-
-    #[inline(always)]
-    fn apply(self, x: f64) -> f64 {
-        match self {
-            Scale::Identity => x,
-            Scale::Standardize { mean, stddev } => (x - mean) / stddev,
-            Scale::Zero => 0.0,
-        }
+fn scale(x: f64, mean: f64, stddev: f64, standardize: bool) -> f64 {
+    if !standardize {
+        x
+    } else if stddev > 0.0 {
+        (x - mean) / stddev
+    } else {
+        0.0
     }
 }
 
@@ -2292,7 +2262,7 @@ pub fn map_centroids(
                     },
                 ) => {
                     let raw = unscale(centroid[from], *m0, *s0, source.standardize);
-                    mapped[to] = Scale::new(*m1, *s1, target.standardize).apply(raw);
+                    mapped[to] = scale(raw, *m1, *s1, target.standardize);
                 }
                 (
                     FeaturePrep::Categorical { categories: c0, .. },
@@ -2984,7 +2954,7 @@ mod tests {
     fn numeric_values_keep_nulls_apart_from_values() {
         let mut v = NumericValues::with_capacity(4);
         v.extend_from_slice(&[1.0, 2.0]);
-        assert_eq!(v.null_count(), 0);
+        assert_eq!(*v.present(), [1.0, 2.0]);
         v.push(None);
         v.push(Some(4.0));
         v.extend_from_slice(&[5.0]);
@@ -2992,7 +2962,8 @@ mod tests {
             v.iter().collect::<Vec<_>>(),
             [Some(1.0), Some(2.0), None, Some(4.0), Some(5.0)]
         );
-        assert_eq!((v.len(), v.null_count()), (5, 1));
+        assert_eq!(*v.present(), [1.0, 2.0, 4.0, 5.0]);
+        assert_eq!(v.row_of_present(2), 3);
         assert_eq!(
             v,
             NumericValues::from(vec![Some(1.0), Some(2.0), None, Some(4.0), Some(5.0)])
