@@ -1569,6 +1569,7 @@ widest_vectors! {
             // Rows four at a time, recorded in row order just as one at a time.
             let mut quads = rows.chunks_exact(SCAN_ROWS * dims);
             for quad in &mut quads {
+                prefetch_ahead(quad);
                 let rows: [&[f64]; SCAN_ROWS] =
                     std::array::from_fn(|q| &quad[q * dims..(q + 1) * dims]);
                 centroids.scan_euclidean(rows, radii).into_iter().for_each(&mut record);
@@ -1588,6 +1589,33 @@ widest_vectors! {
         }
         part
     }
+}
+
+/// How far ahead of the rows being computed a pass asks for the matrix to be loaded. With the
+/// hardware prefetcher alone, a core computing four rows at a time waited on memory for about a
+/// fifth of each pass (measured single-threaded on 1M × 12: 21 ms a pass, 17 ms with this).
+const PREFETCH_AHEAD_BYTES: usize = 1024;
+
+/// Asks the processor to start loading the matrix [`PREFETCH_AHEAD_BYTES`] past `rows` (the
+/// rows about to be computed, a slice of the matrix), as many cache lines as `rows` spans.
+#[inline(always)]
+fn prefetch_ahead(rows: &[f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        const CACHE_LINE: usize = 64;
+        let ahead = rows
+            .as_ptr()
+            .cast::<i8>()
+            .wrapping_add(PREFETCH_AHEAD_BYTES);
+        for line in (0..std::mem::size_of_val(rows)).step_by(CACHE_LINE) {
+            // SAFETY: a prefetch is only a hint: it reads nothing into the program, writes
+            // nothing, and never faults, even for an address past the end of the matrix.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = rows;
 }
 
 /// Rows a [`scan`] takes at once for Euclidean distances.
@@ -1860,6 +1888,7 @@ widest_vectors! {
             let mut quads = rows.chunks_exact(FUSED_ROWS * dims);
             let mut slots = assigned.chunks_exact_mut(FUSED_ROWS);
             for (quad, slots) in (&mut quads).zip(&mut slots) {
+                prefetch_ahead(quad);
                 let rows: [&[f64]; FUSED_ROWS] =
                     std::array::from_fn(|q| &quad[q * dims..(q + 1) * dims]);
                 let nearest = centroids.nearest_euclidean_fused(rows);
