@@ -818,10 +818,10 @@ fn profile(values: &[f64]) -> Result<Profile, (usize, f64)> {
     let max = max.into_iter().fold(f64::NEG_INFINITY, f64::max);
     let sum: f64 = sum.into_iter().sum();
     // f64::min and max skip a NaN, which still poisons the sum.
-    if !(min.is_finite() && max.is_finite() && sum.is_finite()) {
-        if let Some(row) = values.iter().position(|x| !x.is_finite()) {
-            return Err((row, values[row]));
-        }
+    if !(min.is_finite() && max.is_finite() && sum.is_finite())
+        && let Some(row) = values.iter().position(|x| !x.is_finite())
+    {
+        return Err((row, values[row]));
     }
     let count = values.len() as f64;
     // A rounded sum/count can miss a constant by an ulp, and the resulting tiny stddev would
