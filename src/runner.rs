@@ -203,10 +203,14 @@ impl Runner<'_> {
                     };
                     let assertions =
                         self.check_step(warehouse, &record, &models, &standalone, step, rows);
-                    if let Some(drop) = rendered.drop_staging() {
-                        warehouse.execute_script(&drop)?;
-                    }
+                    // The stage goes whatever the assertions found, and their error, if any,
+                    // is the one worth reporting.
+                    let dropped = match rendered.drop_staging() {
+                        Some(drop) => warehouse.execute_script(&drop).map(|_| ()),
+                        None => Ok(()),
+                    };
                     let assertions = assertions?;
+                    dropped?;
                     Ok(StepReport {
                         step: step.name.clone(),
                         outcome,

@@ -113,6 +113,46 @@ fn assertions_pass_warn_and_block_in_run() {
 }
 
 #[test]
+fn an_incremental_run_is_checked_on_the_rows_it_wrote() {
+    let project = TestProject::custom(
+        YAML,
+        &[
+            (
+                "features/things.sql",
+                "{{ config(materialized='incremental', unique_key=['id'], assertions={'not_null': ['kind']}) }}\nSELECT id, kind, bytes FROM {{ source('raw', 'things') }}\n{% if is_incremental() %}WHERE id > (SELECT MAX(id) FROM {{ this }}){% endif %}",
+            ),
+            ("features/summary.sql", SUMMARY),
+        ],
+    );
+    load_rows(&project, "(1, 'a', 10)");
+    project.run_ok(&["run", "all"]);
+
+    // A NULL among the rows this run writes blocks it.
+    load_rows(&project, "(1, 'a', 10), (2, NULL, 20)");
+    let output = project.command(&["run", "all"]).output().unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("not_null(kind)"), "{err}");
+
+    // The next run writes only row 3 and is checked on it alone: the NULL an earlier run wrote
+    // was reported by that run.
+    load_rows(&project, "(1, 'a', 10), (2, NULL, 20), (3, 'c', 30)");
+    let out = project.run_ok(&["run", "all"]);
+    assert!(out.contains("assert not_null(kind)"), "{out}");
+    assert_eq!(
+        project.query_csv("SELECT id FROM features.things ORDER BY id"),
+        ["1", "2", "3"]
+    );
+    // No staging table outlives its run, passed or failed.
+    assert_eq!(
+        project.query_csv(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '%ns_stage%'"
+        ),
+        ["0"]
+    );
+}
+
+#[test]
 fn fixtures_with_nulls_structs_and_an_incremental_this() {
     let project = TestProject::custom(
         YAML,

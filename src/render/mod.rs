@@ -401,8 +401,10 @@ fn materialize(
 const PARTITIONS_VARIABLE: &str = "__ns_partitions";
 
 /// An incremental run: the new rows go to a staging table, the rows they replace (same unique
-/// key) are deleted, and the new rows inserted; the staging table stays for the assertions. With `partition` (BigQuery), the delete reads only
-/// the partitions the new rows fall in, listed in a script variable.
+/// key) are deleted, and the new rows inserted; the staging table stays for the assertions.
+/// With `partition` (BigQuery), the delete reads only the partitions the new rows fall in,
+/// listed in a script variable, so a row is replaced only when the partition is a function of
+/// the unique key (as `DATE(window_start)` is of a key holding `window_start`).
 fn merge_increment(
     this: &str,
     stage: &str,

@@ -137,7 +137,9 @@ impl Check {
                         // The merge replaced every row whose key equals a new row's, so a
                         // duplicate on columns that include the whole key lies among the new
                         // rows, unless the key has a NULL (which equals nothing): those rows
-                        // come from the whole table.
+                        // come from the whole table. This relies on what the merge relies on:
+                        // a partition-pruned merge (BigQuery) replaces rows only in the new
+                        // rows' partitions, so the partition must follow from the key.
                         let null_key = unique_key
                             .iter()
                             .map(|k| format!("{k} IS NULL"))
