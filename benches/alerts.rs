@@ -8,9 +8,9 @@
 //! Contamination is raised to 0.5 so that about half of the scored windows are alerts.
 //! Usage: `cargo bench --bench alerts -- [SUBSCRIBERS] [MINUTES]`; prints `key=value` lines.
 
-#[path = "../tests/common/fs.rs"]
+#[path = "../tests/it/common/fs.rs"]
 mod fs;
-#[path = "../tests/common/pubsub.rs"]
+#[path = "../tests/it/common/pubsub.rs"]
 #[allow(dead_code)]
 mod pubsub;
 
@@ -20,8 +20,8 @@ use std::time::Instant;
 use futures::future::join_all;
 use google_cloud_pubsub::client::Publisher;
 use google_cloud_pubsub::model::Message;
-use netsentinel::engine::{self, Cell};
-use netsentinel::generate::{self, GeneratorConfig, StopAt};
+use netsentinel_core::Cell;
+use netsentinel_generate::{self as generate, GeneratorConfig, StopAt};
 use netsentinel::ingest;
 use netsentinel::project::Project;
 use netsentinel::runner::{Runner, StepOutcome};
@@ -52,7 +52,7 @@ fn main() {
         .with_overrides(&project.config.var_types(), &["contamination=0.5".into()])
         .expect("vars");
     let (target_name, target) = project.config.target(None).expect("target");
-    let mut warehouse = engine::open(&project.root, target_name, target).expect("warehouse");
+    let mut warehouse = target.open(&project.root, target_name).expect("warehouse");
     let config = GeneratorConfig {
         subscribers,
         stop: StopAt::Duration(chrono::Duration::minutes(minutes)),

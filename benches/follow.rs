@@ -12,7 +12,7 @@
 //! Usage: `cargo bench --bench follow -- [RATE] [SECONDS]` (defaults 10000 and 60); prints
 //! `key=value` lines.
 
-#[path = "../tests/common/fs.rs"]
+#[path = "../tests/it/common/fs.rs"]
 mod fs;
 
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use netsentinel::generate::{self, GeneratorConfig, StopAt};
+use netsentinel_generate::{self as generate, GeneratorConfig, StopAt};
 
 const WINDOW_VARS: [&str; 4] = [
     "--var",

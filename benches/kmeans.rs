@@ -17,9 +17,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use netsentinel::bqml::kmeans::{self, DistanceType, InitMethod, InputColumn, KMeansOptions};
-use netsentinel::engine::duckdb::DuckDbWarehouse;
-use netsentinel::engine::{Cell, Warehouse};
+use netsentinel_bqml::kmeans::{self, DistanceType, InitMethod, InputColumn, KMeansOptions};
+use netsentinel_duckdb::DuckDbWarehouse;
+use netsentinel_core::{Cell, Warehouse};
 
 /// Counts live heap bytes and their high-water mark. A `realloc` counts as freeing the old size
 /// and allocating the new one at once, so a copy the system allocator makes while growing is not

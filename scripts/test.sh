@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the tests need besides Rust, then runs them all.
-# - numpy + scikit-learn in a venv under ~/.cache, for the k-means reference (tests/bqml_conformance.rs)
-# - the BigQuery emulator (bqemulator) in its own venv, for tests/bigquery_emulator.rs
+# - numpy + scikit-learn in a venv under ~/.cache, for the k-means reference (crates/duckdb/tests/engine/bqml_conformance.rs)
+# - the BigQuery emulator (bqemulator) in its own venv, for tests/it/bigquery_emulator.rs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +17,4 @@ BQEMULATOR="$(scripts/bqemulator.sh | tail -n 1)" && [[ -x "$BQEMULATOR" ]] \
   || { echo "the BigQuery emulator could not be installed (scripts/bqemulator.sh)" >&2; exit 1; }
 export NETSENTINEL_BQEMULATOR="$BQEMULATOR"
 
-cargo test --locked "$@"
+cargo test --workspace --locked "$@"

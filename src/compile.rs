@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::project::{Materialization, Project};
 use crate::registry::ModelVersions;
-use crate::render::{self, Naming, RenderContext, RenderError};
+use netsentinel_core::Naming;
+use crate::render::{self, RenderContext, RenderError};
 use crate::vars::Vars;
 
 /// The run id compiled scripts record; real runs put their own.

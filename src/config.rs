@@ -8,13 +8,18 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
+use netsentinel_bigquery::{BigQuerySettings, BigQueryWarehouse};
+use netsentinel_core::relation::{Dataset, Identifier};
+use netsentinel_core::{EngineError, Naming, Warehouse};
+use netsentinel_duckdb::DuckDbWarehouse;
+
 use crate::alerts::config::AlertsConfig;
+use crate::config_values::{EnvString, MissingEnv};
 use crate::drift::config::DriftConfig;
-use crate::relation::{Dataset, Identifier};
 use crate::schedule::config::SchedulerConfig;
 use crate::vars::{VarType, VarValue, Vars};
 
-pub const CONFIG_FILE: &str = "pipelines.yaml";
+pub use crate::config_values::CONFIG_FILE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -37,10 +42,8 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
-    #[error(
-        "target `{target}` needs the environment variable {var} (referenced as ${{{var}}} in {CONFIG_FILE})"
-    )]
-    MissingEnv { target: String, var: String },
+    #[error(transparent)]
+    MissingEnv(#[from] MissingEnv),
     #[error("unknown target `{name}`: {CONFIG_FILE} defines {defined}")]
     UnknownTarget { name: String, defined: String },
 }
@@ -96,61 +99,65 @@ fn default_location() -> String {
     "US".to_string()
 }
 
+impl TargetConfig {
+    /// Opens the warehouse this target names; relative paths are from the project root.
+    pub fn open(&self, project_root: &Path, name: &str) -> Result<Box<dyn Warehouse>, EngineError> {
+        match self {
+            TargetConfig::Duckdb { path } => {
+                Ok(Box::new(DuckDbWarehouse::open(&project_root.join(path))?))
+            }
+            TargetConfig::Bigquery(target) => {
+                let settings = target.settings(project_root, name).map_err(|e| {
+                    EngineError::Open {
+                        location: format!("BigQuery target `{name}`"),
+                        message: e.to_string(),
+                    }
+                })?;
+                Ok(Box::new(BigQueryWarehouse::open(&settings)?))
+            }
+        }
+    }
+
+    /// How the target spells table names, without connecting to it.
+    pub fn naming(&self, name: &str) -> Result<Naming, ConfigError> {
+        Ok(match self {
+            TargetConfig::Duckdb { .. } => Naming::Local,
+            TargetConfig::Bigquery(bq) => Naming::BigQuery {
+                project: bq.project.resolve(name)?,
+                datasets: Dataset::ALL
+                    .into_iter()
+                    .map(|d| (d, bq.dataset_name(d)))
+                    .collect(),
+            },
+        })
+    }
+}
+
 impl BigQueryTarget {
+    /// What the engine connects with, `${VAR}` references resolved.
+    fn settings(&self, project_root: &Path, name: &str) -> Result<BigQuerySettings, MissingEnv> {
+        Ok(BigQuerySettings {
+            target: name.to_string(),
+            project: self.project.resolve(name)?,
+            location: self.location.clone(),
+            datasets: Dataset::ALL
+                .into_iter()
+                .map(|d| (d, self.dataset_name(d)))
+                .collect(),
+            maximum_bytes_billed: self.maximum_bytes_billed,
+            key_file: match &self.key_file {
+                Some(file) => Some(project_root.join(file.resolve(name)?)),
+                None => None,
+            },
+        })
+    }
+
     /// The BigQuery dataset holding a logical dataset; unmapped ones fall back to their own name.
     pub fn dataset_name(&self, dataset: Dataset) -> String {
         self.datasets
             .get(&dataset)
             .map(|d| d.to_string())
             .unwrap_or_else(|| dataset.as_str().to_string())
-    }
-}
-
-/// A string that may hold `${ENV_VAR}` references, resolved only when the value is used, so that
-/// a project without cloud settings still loads and runs locally.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct EnvString(String);
-
-impl EnvString {
-    /// The text as written, `${VAR}` references unresolved.
-    pub fn unresolved(&self) -> &str {
-        &self.0
-    }
-
-    /// The environment variables the text references, in order.
-    pub fn variables(&self) -> impl Iterator<Item = &str> {
-        self.0.split("${").skip(1).filter_map(|rest| {
-            let var = &rest[..rest.find('}').unwrap_or(rest.len())];
-            (!var.is_empty()).then_some(var)
-        })
-    }
-
-    pub fn resolve(&self, target: &str) -> Result<String, ConfigError> {
-        self.resolve_with(target, |var| std::env::var(var).ok())
-    }
-
-    fn resolve_with(
-        &self,
-        target: &str,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<String, ConfigError> {
-        let mut out = String::new();
-        let mut rest = self.0.as_str();
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let end = after.find('}').unwrap_or(after.len());
-            let var = &after[..end];
-            let value = lookup(var).ok_or_else(|| ConfigError::MissingEnv {
-                target: target.to_string(),
-                var: var.to_string(),
-            })?;
-            out.push_str(&value);
-            rest = after.get(end + 1..).unwrap_or("");
-        }
-        out.push_str(rest);
-        Ok(out)
     }
 }
 
@@ -263,18 +270,6 @@ fn standard_day_of_week_to_cron_crate(field: &str) -> Result<String, String> {
         }
     }
     Ok(items.join(","))
-}
-
-/// A duration written for humans in pipelines.yaml: `30s`, `15m`, `1h`.
-pub fn human_duration<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<std::time::Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "`{text}` is not a duration ({e}); write e.g. 30s, 15m, 1h"
-        ))
-    })
 }
 
 impl<'de> Deserialize<'de> for CronSchedule {
@@ -508,16 +503,5 @@ mod tests {
         let ticks: Vec<_> = every_five.schedule.after(&after).take(2).collect();
         assert_eq!((ticks[1] - ticks[0]).num_minutes(), 5);
         assert!("0 0 1 * 1".parse::<CronSchedule>().is_err());
-    }
-
-    #[test]
-    fn env_strings_resolve_lazily_and_name_the_missing_variable() {
-        let s = EnvString("proj-${ENV_A}-x".into());
-        let ok = s.resolve_with("bq", |v| (v == "ENV_A").then(|| "1".to_string()));
-        assert_eq!(ok.unwrap(), "proj-1-x");
-        let err = s.resolve_with("bq", |_| None).unwrap_err().to_string();
-        assert!(err.contains("ENV_A"), "{err}");
-        let two = EnvString("projects/${P}/topics/t-${ENV}".into());
-        assert_eq!(two.variables().collect::<Vec<_>>(), ["P", "ENV"]);
     }
 }

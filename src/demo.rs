@@ -11,11 +11,11 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Cell, EngineError, ResultSet, Warehouse};
-use crate::generate::{self, GenerateError, GeneratorConfig};
+use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
+use netsentinel_generate::{self as generate, GenerateError, GeneratorConfig};
 use crate::ingest::{self, IngestError, IngestSummary};
 use crate::project::Project;
-use crate::relation::{Dataset, TableRef};
+use netsentinel_core::relation::{Dataset, TableRef};
 use crate::runner::{RunError, RunReport, Runner};
 use crate::vars::Vars;
 

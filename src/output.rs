@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::engine::{Cell, ResultSet};
+use netsentinel_core::{Cell, ResultSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {

@@ -7,7 +7,8 @@
 
 use std::fmt;
 
-use crate::engine::{DryRun, JobContext, Warehouse};
+use netsentinel_core::{DryRun, JobContext, Warehouse};
+use crate::ingest::schema::create_raw_tables;
 use crate::project::{Materialization, Project};
 use crate::registry::ModelVersions;
 use crate::render::{self, RenderContext};
@@ -59,7 +60,7 @@ pub fn plan(
     pipelines: &[String],
 ) -> Result<PlanReport, RunError> {
     let steps = project.plan(pipelines)?;
-    warehouse.ensure_datasets()?;
+    create_raw_tables(warehouse)?;
     let naming = warehouse.naming().clone();
     // Before any run there is no registry: plan what a first run builds.
     let first = ModelVersions::first(project);

@@ -8,12 +8,12 @@
 use std::collections::BTreeMap;
 
 use crate::drift::config::PromotionConfig;
-use crate::engine::{Cell, EngineError, ResultSet, Warehouse};
+use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
 use crate::project::{Materialization, Project};
-use crate::relation::TableRef;
-use crate::render::Naming;
+use netsentinel_core::relation::TableRef;
+use netsentinel_core::Naming;
 use crate::state;
-use crate::vars::quote_string;
+use netsentinel_core::sql::quote_string;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -415,7 +415,7 @@ fn evaluate(
         .rows
         .into_iter()
         .filter_map(|r| match r.into_iter().next() {
-            Some(Cell::Text(input)) => crate::relation::Identifier::new(&input).ok(),
+            Some(Cell::Text(input)) => netsentinel_core::relation::Identifier::new(&input).ok(),
             _ => None,
         })
         .map(|i| i.to_string())

@@ -9,16 +9,16 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::ingest::schema::create_raw_tables;
 use crate::alerts::{AlertStep, AlertsError, AlertsOutcome};
 use crate::drift::{self, DriftError, DriftStep};
-use crate::engine::{EngineError, JobContext, ScriptOutcome, Warehouse};
+use netsentinel_core::{EngineError, JobContext, ScriptOutcome, Warehouse};
 use crate::project::{BuiltinStep, Materialization, Project, ProjectError, Step};
 use crate::registry::{self, ModelVersions, Registered, RegistryError};
-use crate::relation::Identifier;
+use netsentinel_core::relation::Identifier;
 use crate::render::{self, RenderContext, RenderError, RenderedStep};
-use crate::sqltest::assertions::{
-    self, AssertionError, AssertionResult, Checked, StandaloneAssertions,
-};
+use crate::project::assertions::Checked;
+use crate::sqltest::assertions::{self, AssertionError, AssertionResult, StandaloneAssertions};
 use crate::state::{RunRecord, Status};
 use crate::vars::Vars;
 
@@ -164,7 +164,7 @@ impl Runner<'_> {
         pipeline: &str,
     ) -> Result<RunReport, RunError> {
         let plan = self.project.plan(&[pipeline.to_string()])?;
-        warehouse.ensure_datasets()?;
+        create_raw_tables(warehouse)?;
         let record = RunRecord::start(warehouse, pipeline, self.target)?;
         if record.resumed {
             tracing::info!(pipeline, run_id = %record.run_id, "resuming interrupted run");

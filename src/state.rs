@@ -2,10 +2,10 @@
 //! `ops.model_registry` (whose gate columns `registry` writes). Written as GoogleSQL through the
 //! `Warehouse` trait, so both engines keep the same history.
 
-use crate::engine::{Cell, EngineError, ScriptOutcome, Warehouse};
-use crate::relation::{Dataset, TableRef};
-use crate::render::Naming;
-use crate::vars::quote_string;
+use netsentinel_core::{Cell, EngineError, ScriptOutcome, Warehouse};
+use netsentinel_core::relation::{Dataset, TableRef};
+use netsentinel_core::Naming;
+use netsentinel_core::sql::quote_string;
 
 pub fn runs() -> TableRef {
     ops_table("runs")

@@ -6,7 +6,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::relation::Identifier;
+use netsentinel_core::sql::quote_string;
+use netsentinel_core::Identifier;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -126,25 +127,6 @@ impl VarValue {
             VarValue::Identifier(id) => id.as_str().into(),
         }
     }
-}
-
-/// A GoogleSQL single-quoted string literal holding exactly `text`.
-pub fn quote_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('\'');
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
 }
 
 /// The values in force for one invocation: declared defaults overridden by `--var`.

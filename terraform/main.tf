@@ -1,5 +1,5 @@
 # The environment the `bigquery` target of pipelines.yaml runs in. The names and layouts netsentinel
-# relies on are spelled once, in the locals below, and tests/terraform.rs fails when they drift from
+# relies on are spelled once, in the locals below, and tests/it/terraform.rs fails when they drift from
 # pipelines.yaml, the SQL steps' config() or the tables netsentinel creates.
 
 locals {

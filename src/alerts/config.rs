@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{EnvString, human_duration};
-use crate::relation::Identifier;
+use crate::config_values::{EnvString, human_duration};
+use netsentinel_core::relation::Identifier;
 
 /// The step whose relation holds the scored windows when `from:` is not given.
 const DEFAULT_FROM: &str = "netlog_anomalies";

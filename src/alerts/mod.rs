@@ -18,18 +18,16 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::engine::{Cell, EngineError, ResultSet, Warehouse};
+use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
 use crate::project::{Materialization, Project};
 use crate::registry;
-use crate::relation::TableRef;
+use netsentinel_core::relation::TableRef;
 
 use self::config::AlertsConfig;
 use self::message::{Alert, ModelProfile, Origin, ScoredWindow};
 use self::outbox::{Outbox, PendingDelivery, StagedAlert, StagedSummary};
 use self::sinks::{Outgoing, SinkContext};
 
-/// The name a pipeline lists to run this step.
-pub const STEP_NAME: &str = "alerts";
 /// Alerts handed to a sink at once; each batch's outcome is recorded before the next.
 const DELIVERY_BATCH: usize = 500;
 

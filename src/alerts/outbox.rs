@@ -7,10 +7,10 @@
 use chrono::{DateTime, Utc};
 
 use super::message::{Alert, Severity};
-use crate::engine::{Cell, EngineError, Warehouse};
-use crate::relation::{Dataset, TableRef};
-use crate::render::Naming;
-use crate::vars::quote_string;
+use netsentinel_core::{Cell, EngineError, Warehouse};
+use netsentinel_core::relation::{Dataset, TableRef};
+use netsentinel_core::Naming;
+use netsentinel_core::sql::quote_string;
 
 pub fn outbox() -> TableRef {
     TableRef::new(Dataset::Ops, "alert_outbox").expect("valid name")

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::human_duration;
-use crate::relation::Identifier;
+use crate::config_values::human_duration;
+use netsentinel_core::relation::Identifier;
 
 /// The model watched when `model:` is not given.
 const DEFAULT_MODEL: &str = "netlog_kmeans";

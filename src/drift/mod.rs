@@ -12,18 +12,16 @@ pub mod policy;
 
 use chrono::{DateTime, Utc};
 
-use crate::engine::{Cell, EngineError, Warehouse};
+use netsentinel_core::{Cell, EngineError, Warehouse};
 use crate::project::{Materialization, Project};
-use crate::relation::{Dataset, Identifier, TableRef};
-use crate::render::Naming;
+use netsentinel_core::relation::{Dataset, Identifier, TableRef};
+use netsentinel_core::Naming;
 use crate::state;
-use crate::vars::quote_string;
+use netsentinel_core::sql::quote_string;
 
 use self::config::DriftConfig;
 use self::policy::{Action, Decision, Measurement, Policy};
 
-/// The name a pipeline lists to run this step.
-pub const STEP_NAME: &str = "drift";
 /// Measurements read per decision: far more than any sane `consecutive`, bounded so a long
 /// quiet history costs nothing.
 const MEASUREMENTS_READ: usize = 1000;

@@ -20,10 +20,11 @@ use super::batch::{EventBatch, LoadOutcome, Reject, StoredEvent};
 use super::parse::{self, Rejection};
 use super::schema;
 use super::{IngestError, IngestSummary};
-use crate::engine::{Cell, Warehouse};
-use crate::event::NetlogEvent;
+use netsentinel_core::{Cell, Warehouse};
+use netsentinel_core::event::NetlogEvent;
 use crate::metrics::{CommittedBatch, Metrics};
-use crate::vars::{VarValue, Vars, quote_string};
+use crate::vars::{VarValue, Vars};
+use netsentinel_core::sql::quote_string;
 
 /// What became of a receipt's rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -112,7 +113,7 @@ pub fn follow(
     stop: &AtomicBool,
     metrics: &Metrics,
 ) -> Result<FollowSummary, IngestError> {
-    warehouse.ensure_datasets()?;
+    schema::create_raw_tables(warehouse)?;
     let mut pending = Pending {
         watermark: newest_event(warehouse)?,
         ..Pending::default()
@@ -331,7 +332,7 @@ impl Pending {
         let receipts = std::mem::take(&mut self.receipts);
         self.since = None;
         let newest_event = batch.events.iter().map(|e| e.event.start_time).max();
-        match warehouse.load_events(&batch) {
+        match batch.store(warehouse) {
             Ok(load) => {
                 let committed = FollowSummary {
                     rows_read: std::mem::take(&mut self.rows_read),
@@ -419,7 +420,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::engine::duckdb::DuckDbWarehouse;
+    use netsentinel_duckdb::DuckDbWarehouse;
 
     fn clock() -> WindowClock {
         WindowClock {
@@ -453,7 +454,7 @@ mod tests {
     #[test]
     fn events_of_closed_windows_are_late_unless_already_stored() {
         let mut warehouse = DuckDbWarehouse::open_in_memory().unwrap();
-        warehouse.ensure_datasets().unwrap();
+        schema::create_raw_tables(&mut warehouse).unwrap();
         let mut pending = Pending::default();
         let stored_before = line("2026-01-01T00:00:20Z");
         pending.add(

@@ -17,9 +17,9 @@ use std::path::Path;
 use chrono::FixedOffset;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::{EngineError, Warehouse};
-use crate::event::NetlogEvent;
-use batch::{EventBatch, LoadOutcome, Reject, StoredEvent};
+use netsentinel_core::{EngineError, Warehouse};
+use netsentinel_core::event::NetlogEvent;
+use batch::{EventBatch, LoadError, LoadOutcome, Reject, StoredEvent};
 pub use formats::InputFormat;
 use formats::cicflowmeter::CicColumns;
 use parse::{Rejection, WireEvent};
@@ -51,6 +51,8 @@ pub enum IngestError {
     ZeekWithoutFields { path: String, line: u64 },
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
 }
 
 /// The netlog layouts `generate` writes (ingest reads these and more: [`InputFormat`]).
@@ -157,7 +159,7 @@ impl<'w> BatchWriter<'w> {
 
     fn flush(&mut self) -> Result<(), IngestError> {
         if !self.batch.is_empty() {
-            self.summary.load += self.warehouse.load_events(&self.batch)?;
+            self.summary.load += self.batch.store(self.warehouse)?;
             self.batch = EventBatch::default();
         }
         Ok(())
@@ -176,7 +178,7 @@ pub fn ingest_files(
     options: &ReadOptions,
     batch_rows: usize,
 ) -> Result<IngestSummary, IngestError> {
-    warehouse.ensure_datasets()?;
+    schema::create_raw_tables(warehouse)?;
     let mut total = IngestSummary::default();
     for path in paths {
         total += ingest_one(warehouse, path, options, batch_rows)?;
@@ -442,7 +444,7 @@ pub fn ingest_events(
     expected: Option<u64>,
     batch_rows: usize,
 ) -> Result<IngestSummary, IngestError> {
-    warehouse.ensure_datasets()?;
+    schema::create_raw_tables(warehouse)?;
     let progress = progress_bar(source, 0);
     if let Some(n) = expected {
         progress.set_length(n);

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::event::NetlogEvent;
+use netsentinel_core::event::NetlogEvent;
 
 /// A scalar as it arrived: JSON values keep their type, CSV cells arrive as text.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,17 +2,18 @@
 //! `ref()`, `source()`, `var()`, `model()`, `model_version()`, `this`, `this_max()`, `config()`
 //! and `is_incremental()` resolved, and the step's materialization wrapped around it.
 
-pub mod scan;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::config::{ConfigError, TargetConfig};
+use netsentinel_core::Naming;
+
+use crate::config::ConfigError;
 use crate::project::{Materialization, Project, Step};
 use crate::registry::{self, ModelVersions};
-use crate::relation::{Dataset, Identifier, TableRef};
+use netsentinel_core::relation::{Dataset, Identifier, TableRef};
 use crate::state;
-use crate::vars::{Vars, quote_string};
+use crate::vars::Vars;
+use netsentinel_core::sql::quote_string;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -20,52 +21,6 @@ pub enum RenderError {
     Template { file: String, message: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
-}
-
-/// How a target spells table names. Names are validated identifiers, so no quoting is needed
-/// locally; BigQuery names are fully qualified and backtick-quoted.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Naming {
-    Local,
-    BigQuery {
-        project: String,
-        datasets: BTreeMap<Dataset, String>,
-    },
-}
-
-impl Naming {
-    pub fn for_target(name: &str, target: &TargetConfig) -> Result<Self, ConfigError> {
-        Ok(match target {
-            TargetConfig::Duckdb { .. } => Naming::Local,
-            TargetConfig::Bigquery(bq) => Naming::BigQuery {
-                project: bq.project.resolve(name)?,
-                datasets: Dataset::ALL
-                    .into_iter()
-                    .map(|d| (d, bq.dataset_name(d)))
-                    .collect(),
-            },
-        })
-    }
-
-    pub fn qualify(&self, table: &TableRef) -> String {
-        match self {
-            Naming::Local => table.to_string(),
-            Naming::BigQuery { project, datasets } => {
-                let dataset = datasets
-                    .get(&table.dataset)
-                    .map(String::as_str)
-                    .unwrap_or(table.dataset.as_str());
-                format!("`{project}.{dataset}.{}`", table.name)
-            }
-        }
-    }
-
-    /// BigQuery bills a statement by the partitions it reads and prunes them only on constant
-    /// filters, which script variables are and subqueries are not: its incremental scripts
-    /// compute their bounds into variables first.
-    fn prunes_with_script_variables(&self) -> bool {
-        matches!(self, Naming::BigQuery { .. })
-    }
 }
 
 /// Everything a render needs besides the step itself.

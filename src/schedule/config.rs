@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::config::human_duration;
+use crate::config_values::human_duration;
 
 /// The longest wait between retries of a failed run, however many attempts there were.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(600);

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::engine::{Cell, EngineError, Warehouse};
-use crate::relation::{Dataset, TableRef};
-use crate::vars::quote_string;
+use netsentinel_core::{Cell, EngineError, Warehouse};
+use netsentinel_core::relation::{Dataset, TableRef};
+use netsentinel_core::sql::quote_string;
 
 /// A holder that has not renewed for this long is presumed dead.
 pub const LEASE_TTL: Duration = Duration::from_secs(90);
@@ -176,7 +176,7 @@ fn current_holder(warehouse: &mut dyn Warehouse) -> Result<Option<LeaseRow>, Eng
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::duckdb::DuckDbWarehouse;
+    use netsentinel_duckdb::DuckDbWarehouse;
 
     fn holder(id: &str) -> Holder {
         Holder {

@@ -22,12 +22,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::config::CronSchedule;
-use crate::engine::{Cell, EngineError, Warehouse};
+use netsentinel_core::{Cell, EngineError, Warehouse};
 use crate::metrics::Metrics;
 use crate::project::Project;
 use crate::runner::{RunError, Runner};
 use crate::state;
-use crate::vars::{Vars, quote_string};
+use crate::vars::Vars;
+use netsentinel_core::sql::quote_string;
 use config::{Misfire, SchedulerConfig};
 use lease::{Holder, LeaseError};
 

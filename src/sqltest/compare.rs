@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_yaml::Value;
 
-use crate::engine::{Cell, ResultSet};
+use netsentinel_core::{Cell, ResultSet};
 
 /// One expected row: the columns it names, in order. Columns it leaves out are not compared.
 pub type ExpectedRow = Vec<(String, Value)>;

@@ -13,15 +13,18 @@ use serde_yaml::{Mapping, Value};
 use super::assertions::{self, AssertionStatus, StandaloneAssertions};
 use super::compare::{self, ExpectedRow};
 use super::{CaseOutcome, CaseResult};
+use crate::ingest::schema::create_raw_tables;
 use crate::config;
-use crate::engine::duckdb::DuckDbWarehouse;
-use crate::engine::{EngineError, Warehouse};
+use netsentinel_duckdb::DuckDbWarehouse;
+use netsentinel_core::{EngineError, Warehouse};
 use crate::project::{Materialization, Project, Step};
 use crate::registry::ModelVersions;
-use crate::relation::{Identifier, TableRef};
-use crate::render::{self, RenderContext, scan};
+use netsentinel_core::relation::{Identifier, TableRef};
+use crate::project::scan;
+use crate::render::{self, RenderContext};
 use crate::state;
-use crate::vars::{VarValue, Vars, quote_string};
+use crate::vars::{VarValue, Vars};
+use netsentinel_core::sql::quote_string;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnitTestError {
@@ -242,7 +245,7 @@ impl UnitTestFile {
     ) -> Result<(Option<String>, Vec<assertions::AssertionResult>), String> {
         let mut warehouse = DuckDbWarehouse::open_in_memory().map_err(|e| e.to_string())?;
         let warehouse: &mut dyn Warehouse = &mut warehouse;
-        warehouse.ensure_datasets().map_err(|e| e.to_string())?;
+        create_raw_tables(warehouse).map_err(|e| e.to_string())?;
         let naming = warehouse.naming().clone();
         for statement in state::ddl(&naming) {
             warehouse

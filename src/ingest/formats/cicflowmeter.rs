@@ -7,7 +7,7 @@
 use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, TimeDelta, Utc};
 
 use super::{TCP, protocol_name, tcp_flags};
-use crate::event::NetlogEvent;
+use netsentinel_core::event::NetlogEvent;
 use crate::ingest::CsvLayout;
 use crate::ingest::parse::{self, Rejection, Scalar, WireEvent};
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::{ICMP, ICMPV6, TCP, UDP, decimal_micros, tcp_flags};
-use crate::event::NetlogEvent;
+use netsentinel_core::event::NetlogEvent;
 use crate::ingest::parse::{self, Rejection, Scalar, WireEvent};
 use crate::ingest::{BatchWriter, IngestError, for_each_line};
 

@@ -1,0 +1,19 @@
+//! The bottom layer of netsentinel, shared by every engine and the application: names of things
+//! in a warehouse (`relation`, `naming`), SQL literals (`sql`), the `Warehouse` trait with its
+//! result cells and errors (`warehouse`), table definitions for generic table operations
+//! (`table`), the netlog event (`event`) and the step DAG (`dag`). It knows no engine.
+
+pub mod dag;
+pub mod event;
+pub mod naming;
+pub mod relation;
+pub mod sql;
+pub mod table;
+pub mod warehouse;
+
+pub use naming::Naming;
+pub use relation::{Dataset, Identifier, NameError, TableRef};
+pub use table::{Column, ColumnType, InsertOutcome, RefusedRow, TableDef};
+pub use warehouse::{
+    Cell, DryRun, EngineError, JobContext, ResultSet, ScriptOutcome, Warehouse,
+};

@@ -1,0 +1,209 @@
+//! `netsentinel ingest`: files once, or `--follow` from stdin, HTTP or Pub/Sub with detection in process.
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, FixedOffset, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use netsentinel::compile;
+use netsentinel::config::TargetConfig;
+use netsentinel::demo::{self, DemoSummary};
+use netsentinel::deploy::{self, RequiredEnv};
+use netsentinel::ingest::follow::{self, FollowConfig, WindowClock};
+use netsentinel::ingest::schema::create_raw_tables;
+use netsentinel::ingest::sources;
+use netsentinel::ingest::{self, Format, IngestSummary, InputFormat, ReadOptions};
+use netsentinel::metrics::Metrics;
+use netsentinel::output::{self, OutputFormat};
+use netsentinel::plan::{self, Bytes, PlanReport};
+use netsentinel::project::Project;
+use netsentinel::registry;
+use netsentinel::runner::{RunError, RunReport, Runner, StepOutcome};
+use netsentinel::schedule::Scheduler;
+use netsentinel::service::{EventsRoute, Service, ServiceOptions};
+use netsentinel::sqltest;
+use netsentinel::vars::Vars;
+use netsentinel_core::Warehouse;
+use netsentinel_generate::{self as generate, Drift, GeneratorConfig, StopAt};
+
+use crate::cli::args::*;
+use crate::cli::print::*;
+use crate::cli::Session;
+
+pub fn ingest_command(global: &GlobalArgs, args: &IngestArgs) -> anyhow::Result<()> {
+    let session = Session::load(global)?;
+    if args.follow.follow {
+        return follow_command(&session, args);
+    }
+    let mut warehouse = session.open_warehouse()?;
+    let options = ReadOptions {
+        format: args.format,
+        utc_offset: args.utc_offset,
+    };
+    let summary = ingest::ingest_files(warehouse.as_mut(), &args.files, &options, args.batch_rows)?;
+    write_ingest_summary(&mut std::io::stdout().lock(), &summary, None)?;
+    Ok(())
+}
+
+const INGEST_TOKEN_VAR: &str = "NETSENTINEL_INGEST_TOKEN";
+
+pub fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()> {
+    let follow_args = &args.follow;
+    let stdin = match args.files.as_slice() {
+        [] => false,
+        [only] if only == "-" => true,
+        _ => bail!(
+            "--follow reads standard input (-), --http and --subscription; to load files, drop --follow"
+        ),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (receipts, received) = std::sync::mpsc::sync_channel(RECEIPT_QUEUE);
+    let events = follow_args.http.then(|| EventsRoute {
+        receipts: receipts.clone(),
+        max_body_bytes: follow_args.max_body_bytes,
+        token: std::env::var(INGEST_TOKEN_VAR)
+            .ok()
+            .filter(|t| !t.is_empty()),
+        token_env: INGEST_TOKEN_VAR.to_string(),
+    });
+    let service = Service::start(ServiceOptions {
+        listen: follow_args.listen,
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+        events,
+    })?;
+    if follow_args.http {
+        println!("accepting POST http://{}/v1/events", service.addr);
+    }
+    println!("serving http://{}/metrics", service.addr);
+    if stdin {
+        sources::stdin(receipts.clone());
+    }
+    let puller = follow_args
+        .subscription
+        .clone()
+        .map(|subscription| sources::pubsub(subscription, receipts.clone(), stop.clone()));
+    // Input ends when every source has: the committer sees the channel close.
+    drop(receipts);
+
+    let clock = WindowClock::from_vars(&session.vars);
+    if clock.is_none() {
+        tracing::warn!("vars window_seconds is not declared: no event is treated as late");
+    }
+    let config = FollowConfig {
+        commit_rows: follow_args.commit_rows,
+        commit_interval: follow_args.commit_interval,
+        clock,
+    };
+    let cadences = in_process_runs(session, follow_args)?;
+    let mut warehouse = session.open_warehouse()?;
+    // Before the second session exists: two sessions creating the same tables conflict.
+    create_raw_tables(warehouse.as_mut())?;
+    let detection = if cadences.is_empty() {
+        None
+    } else {
+        Some(warehouse.another_session()?)
+    };
+    let ingest_done = AtomicBool::new(false);
+    let summary = std::thread::scope(|scope| {
+        if let Some(mut detection_warehouse) = detection {
+            let (cadences, ingest_done, stop, metrics) =
+                (&cadences, &ingest_done, &*stop, &*metrics);
+            scope.spawn(move || {
+                let runner = Runner {
+                    stop: Some(stop),
+                    ..session.runner()
+                };
+                follow::repeat_until(cadences, ingest_done, |pipeline| {
+                    run_in_process(&runner, detection_warehouse.as_mut(), pipeline, metrics)
+                });
+            });
+        }
+        let summary = follow::follow(warehouse.as_mut(), &received, &config, &stop, &metrics);
+        // A detection run in progress finishes; no new one starts.
+        ingest_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        summary
+    })?;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Receipts still queued are dropped, which nacks their messages for redelivery.
+    drop(received);
+    if let Some(puller) = puller {
+        match puller.join() {
+            Ok(Err(error)) => bail!(error),
+            Err(_) => bail!("the Pub/Sub puller panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    drop(service);
+    write_ingest_summary(
+        &mut std::io::stdout().lock(),
+        &summary.ingest(),
+        Some(summary.late),
+    )?;
+    Ok(())
+}
+
+/// What `--detect-every` and `--drift-every` run beside the ingest.
+fn in_process_runs<'a>(
+    session: &Session,
+    args: &'a FollowArgs,
+) -> anyhow::Result<Vec<follow::Cadence<'a>>> {
+    let Some(every) = args.detect_every else {
+        return Ok(Vec::new());
+    };
+    session.project.pipeline(&args.detect_pipeline)?;
+    let mut cadences = vec![follow::Cadence {
+        pipeline: &args.detect_pipeline,
+        every,
+    }];
+    if args.drift_every.is_zero() {
+        return Ok(cadences);
+    }
+    if session.project.pipeline(&args.drift_pipeline).is_ok() {
+        cadences.push(follow::Cadence {
+            pipeline: &args.drift_pipeline,
+            every: args.drift_every,
+        });
+    } else {
+        tracing::warn!(
+            pipeline = %args.drift_pipeline,
+            "pipelines.yaml has no such pipeline: drift is not measured in-process"
+        );
+    }
+    Ok(cadences)
+}
+
+/// One in-process run; a failed one is logged and counted, and the next tries again.
+fn run_in_process(
+    runner: &Runner<'_>,
+    warehouse: &mut dyn Warehouse,
+    pipeline: &str,
+    metrics: &Metrics,
+) {
+    match runner.run_pipeline(warehouse, pipeline) {
+        Ok(report) => metrics.run_succeeded(&report, Utc::now()),
+        // Shutting down between steps is no failure: the run is recorded and resumes next time.
+        Err(error @ RunError::Interrupted { .. }) => tracing::info!(pipeline, %error),
+        Err(error) => {
+            metrics.run_failed(pipeline);
+            tracing::error!(pipeline, %error, "in-process run failed; trying again next time");
+        }
+    }
+}
+
+/// Receipts waiting for the committer; beyond this, sources wait (HTTP answers 503).
+const RECEIPT_QUEUE: usize = 4096;
+
+/// `+02:00`, `-0300`, or `UTC`/`Z`.
+fn parse_utc_offset(text: &str) -> Result<FixedOffset, String> {
+    if text.eq_ignore_ascii_case("utc") || text.eq_ignore_ascii_case("z") {
+        return Ok(FixedOffset::east_opt(0).expect("zero is a valid offset"));
+    }
+    text.parse()
+        .map_err(|_| format!("`{text}` is not a UTC offset such as +02:00 or -03:00"))
+}

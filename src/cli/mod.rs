@@ -1,0 +1,95 @@
+//! The `netsentinel` command line: `args` is what clap parses, `commands` holds one module per
+//! subcommand, `print` what they print. Errors reach `main` as `anyhow` errors.
+
+mod args;
+mod commands;
+mod print;
+
+pub use args::{Cli, GlobalArgs, LogFormat};
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, FixedOffset, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use netsentinel::compile;
+use netsentinel::config::TargetConfig;
+use netsentinel::demo::{self, DemoSummary};
+use netsentinel::deploy::{self, RequiredEnv};
+use netsentinel::ingest::follow::{self, FollowConfig, WindowClock};
+use netsentinel::ingest::schema::create_raw_tables;
+use netsentinel::ingest::sources;
+use netsentinel::ingest::{self, Format, IngestSummary, InputFormat, ReadOptions};
+use netsentinel::metrics::Metrics;
+use netsentinel::output::{self, OutputFormat};
+use netsentinel::plan::{self, Bytes, PlanReport};
+use netsentinel::project::Project;
+use netsentinel::registry;
+use netsentinel::runner::{RunError, RunReport, Runner, StepOutcome};
+use netsentinel::schedule::Scheduler;
+use netsentinel::service::{EventsRoute, Service, ServiceOptions};
+use netsentinel::sqltest;
+use netsentinel::vars::Vars;
+use netsentinel_core::Warehouse;
+use netsentinel_generate::{self as generate, Drift, GeneratorConfig, StopAt};
+
+use args::Command;
+
+/// A loaded project with the target and vars of this invocation.
+struct Session {
+    project: Project,
+    target: String,
+    target_config: TargetConfig,
+    vars: Vars,
+}
+
+impl Session {
+    fn load(global: &GlobalArgs) -> anyhow::Result<Self> {
+        let project = Project::load(&global.project_dir)?;
+        let (target, target_config) = project.config.target(global.target.as_deref())?;
+        let (target, target_config) = (target.to_string(), target_config.clone());
+        let vars = project
+            .config
+            .default_vars()
+            .with_overrides(&project.config.var_types(), &global.vars)?;
+        Ok(Session {
+            project,
+            target,
+            target_config,
+            vars,
+        })
+    }
+
+    fn open_warehouse(&self) -> Result<Box<dyn Warehouse>, netsentinel_core::EngineError> {
+        self.target_config.open(&self.project.root, &self.target)
+    }
+
+    fn runner(&self) -> Runner<'_> {
+        Runner {
+            project: &self.project,
+            vars: &self.vars,
+            target: &self.target,
+            stop: None,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(args) => commands::demo::demo_command(&cli.global, &args),
+        Command::Generate(args) => commands::generate::generate_command(&cli.global, &args),
+        Command::Ingest(args) => commands::ingest::ingest_command(&cli.global, &args),
+        Command::Compile(args) => commands::compile::compile_command(&cli.global, &args),
+        Command::Run(args) => commands::run::run_command(&cli.global, &args),
+        Command::Plan(args) => commands::run::plan_command(&cli.global, &args),
+        Command::Query(args) => commands::query::query_command(&cli.global, &args),
+        Command::Test(args) => commands::test::test_command(&cli.global, &args),
+        Command::Schedule(args) => commands::schedule::schedule_command(&cli.global, &args),
+        Command::Env(args) => commands::env::env_command(&cli.global, &args),
+        Command::Models(args) => commands::models::models_command(&cli.global, &args),
+    }
+}

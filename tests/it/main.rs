@@ -1,0 +1,21 @@
+//! The integration tests of the netsentinel application, in one binary so that an edit links
+//! DuckDB once: each module is one area, driving the `netsentinel` binary or the library
+//! against real engines and emulators (helpers in `common`).
+
+mod common;
+mod alerts;
+mod alerts_pubsub;
+mod bigquery_emulator;
+mod compile;
+mod docs_links;
+mod drift;
+mod follow;
+mod golden;
+mod idempotency;
+mod ingest;
+mod ingest_formats;
+mod pipeline;
+mod project_errors;
+mod schedule;
+mod sql_tests;
+mod terraform;

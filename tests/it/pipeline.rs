@@ -1,0 +1,106 @@
+//! The whole pipeline on the embedded engine, as a new user runs it: `demo`, then questions
+//! asked with `query`.
+
+
+use crate::common::TestProject;
+
+fn counts(project: &TestProject, sql: &str) -> Vec<i64> {
+    let rows = project.query_csv(sql);
+    rows[0]
+        .split(',')
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("not a count: {v} in {rows:?}"))
+        })
+        .collect()
+}
+
+#[test]
+fn demo_detects_injected_attacks_and_a_rerun_changes_nothing() {
+    let project = TestProject::shipped();
+    let out = project.run_ok(&["demo"]);
+    assert!(out.contains("scored"), "{out}");
+    assert!(
+        out.contains(&project.warehouse().display().to_string()),
+        "{out}"
+    );
+
+    let flagged = counts(
+        &project,
+        "SELECT COUNT(*) FROM inferenced.netlog_anomalies WHERE is_anomaly",
+    );
+    assert!(flagged[0] > 0, "no anomaly flagged");
+
+    // Window-level quality against the generator's ground truth.
+    let c = counts(
+        &project,
+        "SELECT COUNTIF(labels LIKE '%exfiltration%'), COUNTIF(labels LIKE '%exfiltration%' AND is_anomaly), \
+                COUNTIF(labels LIKE '%port_scan%'), COUNTIF(labels LIKE '%port_scan%' AND is_anomaly), \
+                COUNTIF(is_anomaly), COUNTIF(is_anomaly AND labels IS NOT NULL) \
+         FROM inferenced.netlog_anomalies",
+    );
+    let (exfil, exfil_hit, scan, scan_hit, flagged, true_positives) =
+        (c[0], c[1], c[2], c[3], c[4], c[5]);
+    assert!(
+        exfil >= 10 && scan >= 10,
+        "too few injected windows to measure: {c:?}"
+    );
+    let recall = (exfil_hit + scan_hit) as f64 / (exfil + scan) as f64;
+    let precision = true_positives as f64 / flagged as f64;
+    assert!(
+        recall >= 0.8,
+        "exfiltration/port-scan recall {recall:.3} ({c:?})"
+    );
+    assert!(precision >= 0.8, "precision {precision:.3} ({c:?})");
+
+    // Every layer is in the warehouse.
+    let tables = project.query_csv(
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+         WHERE table_schema IN ('raw', 'features', 'models', 'inferenced', 'ops') ORDER BY 1",
+    );
+    for expected in [
+        "raw.netlog_events",
+        "raw.netlog_rejects",
+        "features.netlog_windows",
+        "features.netlog_model_inputs",
+        "models.__models",
+        "inferenced.netlog_anomalies",
+        "ops.runs",
+        "ops.step_runs",
+        "ops.model_registry",
+        "ops.drift_metrics",
+        "ops.drift_decisions",
+    ] {
+        assert!(
+            tables.iter().any(|t| t == expected),
+            "{expected} missing from {tables:?}"
+        );
+    }
+    let models = project.query_csv("SELECT model_name FROM models.__models ORDER BY 1");
+    assert_eq!(
+        models,
+        ["models.netlog_kmeans_refit", "models.netlog_kmeans_v1"],
+        "one registered version, and the drift step's scratch refit"
+    );
+    let registry = project.query_csv("SELECT version, status, training_rows > 0, holdout_rows > 0, davies_bouldin_index > 0 FROM ops.model_registry");
+    assert_eq!(registry, ["1,champion,true,true,true"]);
+
+    // Rerun: same data, nothing new stored or scored.
+    let before = counts(
+        &project,
+        "SELECT (SELECT COUNT(*) FROM raw.netlog_events), (SELECT COUNT(*) FROM raw.netlog_rejects), \
+                (SELECT COUNT(*) FROM inferenced.netlog_anomalies)",
+    );
+    let out = project.run_ok(&["demo"]);
+    assert!(out.contains("0 new events"), "{out}");
+    let after = counts(
+        &project,
+        "SELECT (SELECT COUNT(*) FROM raw.netlog_events), (SELECT COUNT(*) FROM raw.netlog_rejects), \
+                (SELECT COUNT(*) FROM inferenced.netlog_anomalies)",
+    );
+    assert_eq!(before, after);
+    assert_eq!(
+        before[1], 4,
+        "the demo's four malformed lines are rejected once"
+    );
+}
