@@ -188,7 +188,7 @@ pub struct GeneratorArgs {
 }
 
 impl GeneratorArgs {
-    fn config(&self) -> anyhow::Result<GeneratorConfig> {
+    pub fn config(&self) -> anyhow::Result<GeneratorConfig> {
         let defaults = GeneratorConfig::default();
         let stop = match (self.events, self.duration) {
             (Some(n), _) => StopAt::Events(n),
@@ -320,4 +320,13 @@ pub struct QueryArgs {
     pub file: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+}
+
+/// `+02:00`, `-0300`, or `UTC`/`Z`.
+fn parse_utc_offset(text: &str) -> Result<FixedOffset, String> {
+    if text.eq_ignore_ascii_case("utc") || text.eq_ignore_ascii_case("z") {
+        return Ok(FixedOffset::east_opt(0).expect("zero is a valid offset"));
+    }
+    text.parse()
+        .map_err(|_| format!("`{text}` is not a UTC offset such as +02:00 or -03:00"))
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use netsentinel_core::Naming;
 
 use crate::config::ConfigError;
+use crate::project::scan;
 use crate::project::{Materialization, Project, Step};
 use crate::registry::{self, ModelVersions};
 use netsentinel_core::relation::{Dataset, Identifier, TableRef};

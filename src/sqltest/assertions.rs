@@ -9,14 +9,13 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use netsentinel_core::{EngineError, ResultSet, Warehouse};
-use crate::project::assertions::{Checked, DeclaredAssertion, Severity};
+use crate::project::assertions::{Checked, Severity};
 use crate::project::{Materialization, Project, Step};
-use netsentinel_core::relation::{Dataset, Identifier, TableRef};
-use crate::project::scan::{self, ScannedTemplate};
+use netsentinel_core::relation::{Dataset, TableRef};
+use crate::project::scan::{self, Literal, ScannedTemplate};
 use netsentinel_core::Naming;
 use crate::render::{self, RenderContext, RenderError};
 use netsentinel_core::sql::quote_string;

@@ -328,7 +328,7 @@ impl UnitTestFile {
             warehouse,
             standalone,
             step,
-            assertions::Checked::Table,
+            crate::project::assertions::Checked::Table,
             only_this_step,
         )
         .map_err(|e| e.to_string())?;

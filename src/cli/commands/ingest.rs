@@ -198,12 +198,3 @@ fn run_in_process(
 
 /// Receipts waiting for the committer; beyond this, sources wait (HTTP answers 503).
 const RECEIPT_QUEUE: usize = 4096;
-
-/// `+02:00`, `-0300`, or `UTC`/`Z`.
-fn parse_utc_offset(text: &str) -> Result<FixedOffset, String> {
-    if text.eq_ignore_ascii_case("utc") || text.eq_ignore_ascii_case("z") {
-        return Ok(FixedOffset::east_opt(0).expect("zero is a valid offset"));
-    }
-    text.parse()
-        .map_err(|_| format!("`{text}` is not a UTC offset such as +02:00 or -03:00"))
-}
