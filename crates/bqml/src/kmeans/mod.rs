@@ -33,6 +33,9 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+#[cfg(test)]
+mod test_support;
+
 /// Smallest `num_clusters` BigQuery ML accepts.
 pub const MIN_NUM_CLUSTERS: usize = 2;
 /// Largest `num_clusters` BigQuery ML accepts.
@@ -2318,63 +2321,8 @@ pub fn map_centroids(
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::*;
     use super::*;
-
-    fn close(a: f64, b: f64, tol: f64) -> bool {
-        (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
-    }
-
-    fn assert_close(a: f64, b: f64) {
-        assert!(close(a, b, 1e-12), "{a} != {b}");
-    }
-
-    fn num(name: &str, v: &[f64]) -> InputColumn {
-        InputColumn::numeric(name, v.iter().map(|&x| Some(x)).collect())
-    }
-
-    fn cat(name: &str, v: &[Option<&str>]) -> InputColumn {
-        InputColumn::categorical(name, v.iter().map(|x| x.map(str::to_string)).collect())
-    }
-
-    fn plain(init: InitMethod) -> KMeansOptions {
-        KMeansOptions {
-            init,
-            standardize_features: false,
-            num_clusters: Some(2),
-            ..KMeansOptions::default()
-        }
-    }
-
-    /// Two 2-D squares of 4 points: means (1, 1) and (11, 11).
-    fn two_squares() -> Vec<InputColumn> {
-        vec![
-            num("x", &[0.0, 0.0, 2.0, 2.0, 10.0, 10.0, 12.0, 12.0]),
-            num("y", &[0.0, 2.0, 0.0, 2.0, 10.0, 12.0, 10.0, 12.0]),
-        ]
-    }
-
-    fn custom(flags: &[usize], rows: usize) -> InitMethod {
-        InitMethod::Custom {
-            selected_rows: (0..rows).map(|i| flags.contains(&i)).collect(),
-        }
-    }
-
-    /// Deterministic pseudo-random blobs, row-major, without pulling in a distribution crate.
-    fn blobs(rows: usize, dims: usize, centers: usize, seed: u64) -> Vec<InputColumn> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut cols = vec![Vec::with_capacity(rows); dims];
-        for _ in 0..rows {
-            let c = rng.random_range(0..centers) as f64;
-            for (d, col) in cols.iter_mut().enumerate() {
-                let noise: f64 = rng.random::<f64>() + rng.random::<f64>() - 1.0;
-                col.push(Some(c * 5.0 * ((d % 3) as f64 - 1.0) + noise));
-            }
-        }
-        cols.into_iter()
-            .enumerate()
-            .map(|(d, v)| InputColumn::numeric(format!("f{d}"), v))
-            .collect()
-    }
 
     fn model_with_distances(distances: Vec<f64>) -> KMeansModel {
         KMeansModel {
