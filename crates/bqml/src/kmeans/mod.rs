@@ -24,9 +24,6 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::num::NonZeroUsize;
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::thread;
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
@@ -34,6 +31,7 @@ use rand_chacha::ChaCha8Rng;
 
 mod error;
 mod options;
+mod parallel;
 #[cfg(test)]
 mod test_support;
 
@@ -45,6 +43,7 @@ pub use options::{
     UNDEFINED_METRIC, ZERO_RADIUS_FALLBACK, default_num_clusters,
 };
 use options::{validate_num_clusters, validate_options};
+use parallel::{CHUNK_ROWS, parallel_map, row_chunks};
 
 /// One input column, as the training or scoring query returned it.
 #[derive(Debug, Clone, PartialEq)]
@@ -901,58 +900,6 @@ macro_rules! widest_vectors {
             portable($($arg),*)
         }
     };
-}
-
-/// Rows per unit of parallel work. Each chunk sums its own rows and the chunks' sums are added
-/// in chunk order, so a model is the same bit for bit whatever the number of threads.
-const CHUNK_ROWS: usize = 8192;
-
-/// Threads the passes over the rows use: the machine's available parallelism.
-fn worker_threads() -> usize {
-    static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(|| thread::available_parallelism().map_or(1, NonZeroUsize::get))
-}
-
-/// `items.map(work)` on up to [`worker_threads`] threads (the caller's included), results in
-/// item order. Threads take the next item as they finish one, so a core slowed by other load
-/// does less of the work.
-fn parallel_map<I: Send, R: Send>(items: Vec<I>, work: impl Fn(I) -> R + Sync) -> Vec<R> {
-    let threads = worker_threads().min(items.len());
-    if threads <= 1 {
-        return items.into_iter().map(work).collect();
-    }
-    let queue = Mutex::new(items.into_iter().enumerate());
-    let drain = || {
-        let mut done = Vec::new();
-        loop {
-            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-            match next {
-                Some((i, item)) => done.push((i, work(item))),
-                None => return done,
-            }
-        }
-    };
-    let mut results = thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(drain)).collect();
-        let mut results = drain();
-        for helper in helpers {
-            match helper.join() {
-                Ok(done) => results.extend(done),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        results
-    });
-    results.sort_unstable_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
-}
-
-/// The rows of `data` in [`CHUNK_ROWS`] chunks, each with the index of its first row.
-fn row_chunks(data: &[f64], dims: usize) -> Vec<(usize, &[f64])> {
-    data.chunks(CHUNK_ROWS * dims)
-        .enumerate()
-        .map(|(c, rows)| (c * CHUNK_ROWS, rows))
-        .collect()
 }
 
 /// The training matrix plus what the distance needs precomputed (row norms for cosine).
