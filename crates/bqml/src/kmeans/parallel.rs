@@ -1,5 +1,5 @@
-//! Running the passes over the rows on every core without the result depending on how many
-//! there are: work is split into fixed chunks and the chunks' results come back in chunk order.
+//! Spreading work over every core without the result depending on how many there are: passes
+//! over the rows split it into fixed chunks, and results always come back in item order.
 
 use std::num::NonZeroUsize;
 use std::sync::{Mutex, OnceLock, PoisonError};
