@@ -2,8 +2,8 @@
 //! and centroids become constant expressions, so scoring is vectorized by DuckDB instead of
 //! looping over rows in Rust.
 
-use crate::model::{StoredFeature, StoredModel};
 use crate::kmeans::{self, DistanceType};
+use crate::model::{StoredFeature, StoredModel};
 
 /// A DuckDB double literal that parses back to exactly `value` (scientific notation is read as
 /// DOUBLE; a plain decimal literal would be read as DECIMAL and rounded on conversion).
