@@ -20,11 +20,11 @@ use std::time::Instant;
 use futures::future::join_all;
 use google_cloud_pubsub::client::Publisher;
 use google_cloud_pubsub::model::Message;
-use netsentinel_core::Cell;
-use netsentinel_generate::{self as generate, GeneratorConfig, StopAt};
 use netsentinel::ingest;
 use netsentinel::project::Project;
 use netsentinel::runner::{Runner, StepOutcome};
+use netsentinel_core::Cell;
+use netsentinel_generate::{self as generate, GeneratorConfig, StopAt};
 
 fn main() {
     let args: Vec<String> = std::env::args()

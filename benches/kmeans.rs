@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use netsentinel_bqml::kmeans::{self, DistanceType, InitMethod, InputColumn, KMeansOptions};
-use netsentinel_duckdb::DuckDbWarehouse;
 use netsentinel_core::{Cell, Warehouse};
+use netsentinel_duckdb::DuckDbWarehouse;
 
 /// Counts live heap bytes and their high-water mark. A `realloc` counts as freeing the old size
 /// and allocating the new one at once, so a copy the system allocator makes while growing is not

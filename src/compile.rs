@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::project::{Materialization, Project};
 use crate::registry::ModelVersions;
-use netsentinel_core::Naming;
 use crate::render::{self, RenderContext, RenderError};
 use crate::vars::Vars;
+use netsentinel_core::Naming;
 
 /// The run id compiled scripts record; real runs put their own.
 pub const COMPILE_RUN_ID: &str = "compile";

@@ -107,12 +107,13 @@ impl TargetConfig {
                 Ok(Box::new(DuckDbWarehouse::open(&project_root.join(path))?))
             }
             TargetConfig::Bigquery(target) => {
-                let settings = target.settings(project_root, name).map_err(|e| {
-                    EngineError::Open {
-                        location: format!("BigQuery target `{name}`"),
-                        message: e.to_string(),
-                    }
-                })?;
+                let settings =
+                    target
+                        .settings(project_root, name)
+                        .map_err(|e| EngineError::Open {
+                            location: format!("BigQuery target `{name}`"),
+                            message: e.to_string(),
+                        })?;
                 Ok(Box::new(BigQueryWarehouse::open(&settings)?))
             }
         }

@@ -11,13 +11,13 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
-use netsentinel_generate::{self as generate, GenerateError, GeneratorConfig};
 use crate::ingest::{self, IngestError, IngestSummary};
 use crate::project::Project;
-use netsentinel_core::relation::{Dataset, TableRef};
 use crate::runner::{RunError, RunReport, Runner};
 use crate::vars::Vars;
+use netsentinel_core::relation::{Dataset, TableRef};
+use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
+use netsentinel_generate::{self as generate, GenerateError, GeneratorConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {

@@ -7,7 +7,6 @@
 
 use std::fmt;
 
-use netsentinel_core::{DryRun, JobContext, Warehouse};
 use crate::ingest::schema::create_raw_tables;
 use crate::project::{Materialization, Project};
 use crate::registry::ModelVersions;
@@ -15,6 +14,7 @@ use crate::render::{self, RenderContext};
 use crate::runner::RunError;
 use crate::state;
 use crate::vars::Vars;
+use netsentinel_core::{DryRun, JobContext, Warehouse};
 
 /// The run id plans render with; nothing is recorded under it.
 pub const PLAN_RUN_ID: &str = "plan";

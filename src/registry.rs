@@ -8,12 +8,12 @@
 use std::collections::BTreeMap;
 
 use crate::drift::config::PromotionConfig;
-use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
 use crate::project::{Materialization, Project};
-use netsentinel_core::relation::TableRef;
-use netsentinel_core::Naming;
 use crate::state;
+use netsentinel_core::Naming;
+use netsentinel_core::relation::TableRef;
 use netsentinel_core::sql::quote_string;
+use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -434,10 +434,8 @@ fn evaluate(
 
 /// Every registered version, for `netsentinel models`.
 pub fn list(warehouse: &mut dyn Warehouse) -> Result<ResultSet, EngineError> {
+    state::create_tables(warehouse)?;
     let naming = warehouse.naming().clone();
-    for statement in state::ddl(&naming) {
-        warehouse.execute_script(&statement)?;
-    }
     warehouse.query(&format!(
         "SELECT relation AS model, version, status, trained_at, training_rows, training_from, training_to, \
          ROUND(davies_bouldin_index, 4) AS davies_bouldin, ROUND(mean_squared_distance, 4) AS mean_sq_distance, reason \

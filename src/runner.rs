@@ -9,18 +9,18 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::ingest::schema::create_raw_tables;
 use crate::alerts::{AlertStep, AlertsError, AlertsOutcome};
 use crate::drift::{self, DriftError, DriftStep};
-use netsentinel_core::{EngineError, JobContext, ScriptOutcome, Warehouse};
+use crate::ingest::schema::create_raw_tables;
+use crate::project::assertions::Checked;
 use crate::project::{BuiltinStep, Materialization, Project, ProjectError, Step};
 use crate::registry::{self, ModelVersions, Registered, RegistryError};
-use netsentinel_core::relation::Identifier;
 use crate::render::{self, RenderContext, RenderError, RenderedStep};
-use crate::project::assertions::Checked;
 use crate::sqltest::assertions::{self, AssertionError, AssertionResult, StandaloneAssertions};
 use crate::state::{RunRecord, Status};
 use crate::vars::Vars;
+use netsentinel_core::relation::Identifier;
+use netsentinel_core::{EngineError, JobContext, ScriptOutcome, Warehouse};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -2,10 +2,10 @@
 //! `ops.model_registry` (whose gate columns `registry` writes). Written as GoogleSQL through the
 //! `Warehouse` trait, so both engines keep the same history.
 
-use netsentinel_core::{Cell, EngineError, ScriptOutcome, Warehouse};
-use netsentinel_core::relation::{Dataset, TableRef};
 use netsentinel_core::Naming;
+use netsentinel_core::relation::{Dataset, TableRef};
 use netsentinel_core::sql::quote_string;
+use netsentinel_core::{Cell, Column, EngineError, ScriptOutcome, TableDef, Warehouse};
 
 pub fn runs() -> TableRef {
     ops_table("runs")
@@ -23,26 +23,69 @@ fn ops_table(name: &str) -> TableRef {
     TableRef::new(Dataset::Ops, name).expect("ops table names are valid identifiers")
 }
 
-/// DDL for the state tables, idempotent. The columns of `ops.model_registry` after `status`
-/// are what the promotion gate records (src/registry.rs): training data and holdout metrics of
-/// a version, the champion it was compared with, and why it has its status.
-pub fn ddl(naming: &Naming) -> Vec<String> {
-    vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (run_id STRING, pipeline STRING, target STRING, status STRING, started_at TIMESTAMP, finished_at TIMESTAMP, error STRING)",
-            naming.qualify(&runs())
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (run_id STRING, step STRING, status STRING, started_at TIMESTAMP, finished_at TIMESTAMP, duration_ms INT64, rows_affected INT64, error STRING, bytes_processed INT64, bytes_billed INT64)",
-            naming.qualify(&step_runs())
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (model_name STRING, version INT64, relation STRING, run_id STRING, trained_at TIMESTAMP, status STRING, \
-             training_rows INT64, holdout_rows INT64, training_from TIMESTAMP, training_to TIMESTAMP, davies_bouldin_index FLOAT64, mean_squared_distance FLOAT64, \
-             compared_with INT64, champion_davies_bouldin_index FLOAT64, reason STRING, status_changed_at TIMESTAMP)",
-            naming.qualify(&model_registry())
+const RUN_COLUMNS: &[Column] = &[
+    Column::string("run_id"),
+    Column::string("pipeline"),
+    Column::string("target"),
+    Column::string("status"),
+    Column::timestamp("started_at"),
+    Column::timestamp("finished_at"),
+    Column::string("error"),
+];
+
+const STEP_RUN_COLUMNS: &[Column] = &[
+    Column::string("run_id"),
+    Column::string("step"),
+    Column::string("status"),
+    Column::timestamp("started_at"),
+    Column::timestamp("finished_at"),
+    Column::int64("duration_ms"),
+    Column::int64("rows_affected"),
+    Column::string("error"),
+    Column::int64("bytes_processed"),
+    Column::int64("bytes_billed"),
+];
+
+/// The columns after `status` are what the promotion gate records (src/registry.rs): training
+/// data and holdout metrics of a version, the champion it was compared with, and why it has its
+/// status.
+const MODEL_REGISTRY_COLUMNS: &[Column] = &[
+    Column::string("model_name"),
+    Column::int64("version"),
+    Column::string("relation"),
+    Column::string("run_id"),
+    Column::timestamp("trained_at"),
+    Column::string("status"),
+    Column::int64("training_rows"),
+    Column::int64("holdout_rows"),
+    Column::timestamp("training_from"),
+    Column::timestamp("training_to"),
+    Column::float64("davies_bouldin_index"),
+    Column::float64("mean_squared_distance"),
+    Column::int64("compared_with"),
+    Column::float64("champion_davies_bouldin_index"),
+    Column::string("reason"),
+    Column::timestamp("status_changed_at"),
+];
+
+/// The state tables: small, read by run and model, so neither partitioned nor clustered.
+pub fn table_defs() -> [TableDef; 3] {
+    [
+        TableDef::plain(runs(), RUN_COLUMNS, &["run_id"]),
+        TableDef::plain(step_runs(), STEP_RUN_COLUMNS, &["run_id", "step"]),
+        TableDef::plain(
+            model_registry(),
+            MODEL_REGISTRY_COLUMNS,
+            &["model_name", "version"],
         ),
     ]
+}
+
+/// Creates the state tables if missing.
+pub fn create_tables(warehouse: &mut dyn Warehouse) -> Result<(), EngineError> {
+    table_defs()
+        .iter()
+        .try_for_each(|def| warehouse.create_table(def))
 }
 
 /// Registers the model a model step just built, in the same script (so in the same transaction
@@ -97,10 +140,8 @@ impl RunRecord {
         pipeline: &str,
         target: &str,
     ) -> Result<Self, EngineError> {
+        create_tables(warehouse)?;
         let naming = warehouse.naming().clone();
-        for statement in ddl(&naming) {
-            warehouse.execute_script(&statement)?;
-        }
         let runs = naming.qualify(&runs());
         let interrupted = warehouse.query(&format!(
             "SELECT run_id FROM {runs} WHERE pipeline = {} AND status IN ('running', 'interrupted') ORDER BY started_at DESC LIMIT 1",

@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use netsentinel_core::sql::quote_string;
 use netsentinel_core::Identifier;
+use netsentinel_core::sql::quote_string;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -18,10 +18,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
 use crate::project::{Materialization, Project};
 use crate::registry;
 use netsentinel_core::relation::TableRef;
+use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
 
 use self::config::AlertsConfig;
 use self::message::{Alert, ModelProfile, Origin, ScoredWindow};

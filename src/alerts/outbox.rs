@@ -7,10 +7,10 @@
 use chrono::{DateTime, Utc};
 
 use super::message::{Alert, Severity};
-use netsentinel_core::{Cell, EngineError, Warehouse};
-use netsentinel_core::relation::{Dataset, TableRef};
 use netsentinel_core::Naming;
+use netsentinel_core::relation::{Dataset, TableRef};
 use netsentinel_core::sql::quote_string;
+use netsentinel_core::{Cell, Column, EngineError, TableDef, Warehouse};
 
 pub fn outbox() -> TableRef {
     TableRef::new(Dataset::Ops, "alert_outbox").expect("valid name")
@@ -18,6 +18,54 @@ pub fn outbox() -> TableRef {
 
 pub fn deliveries() -> TableRef {
     TableRef::new(Dataset::Ops, "alert_deliveries").expect("valid name")
+}
+
+const OUTBOX_COLUMNS: &[Column] = &[
+    Column::string("alert_id"),
+    Column::string("kind"),
+    Column::string("status"),
+    Column::string("reason"),
+    Column::string("run_id"),
+    Column::string("pipeline"),
+    Column::int64("model_version"),
+    Column::string("subscriber"),
+    Column::string("subnet"),
+    Column::timestamp("window_start"),
+    Column::timestamp("window_end"),
+    Column::string("severity"),
+    Column::float64("normalized_distance"),
+    Column::string("payload"),
+    Column::timestamp("created_at"),
+];
+
+const DELIVERY_COLUMNS: &[Column] = &[
+    Column::string("alert_id"),
+    Column::string("sink"),
+    Column::string("status"),
+    Column::int64("attempts"),
+    Column::string("message_id"),
+    Column::string("last_error"),
+    Column::timestamp("delivered_at"),
+    Column::timestamp("updated_at"),
+];
+
+const DELIVERY_LOG_COLUMNS: &[Column] = &[
+    Column::string("attempt_id"),
+    Column::string("alert_id"),
+    Column::string("sink"),
+    Column::string("outcome"),
+    Column::string("message_id"),
+    Column::string("error"),
+    Column::timestamp("attempted_at"),
+];
+
+/// The outbox, each sink's delivery state, and every delivery attempt.
+pub fn table_defs() -> [TableDef; 3] {
+    [
+        TableDef::plain(outbox(), OUTBOX_COLUMNS, &["alert_id"]),
+        TableDef::plain(deliveries(), DELIVERY_COLUMNS, &["alert_id", "sink"]),
+        TableDef::plain(delivery_log(), DELIVERY_LOG_COLUMNS, &["attempt_id"]),
+    ]
 }
 
 pub fn delivery_log() -> TableRef {
@@ -91,13 +139,9 @@ impl<'a> Outbox<'a> {
     }
 
     pub fn ensure_tables(&self, warehouse: &mut dyn Warehouse) -> Result<(), EngineError> {
-        warehouse.execute_script(&format!(
-            "CREATE TABLE IF NOT EXISTS {} (alert_id STRING, kind STRING, status STRING, reason STRING, run_id STRING, pipeline STRING, model_version INT64, subscriber STRING, subnet STRING, window_start TIMESTAMP, window_end TIMESTAMP, severity STRING, normalized_distance FLOAT64, payload STRING, created_at TIMESTAMP);\n\
-             CREATE TABLE IF NOT EXISTS {} (alert_id STRING, sink STRING, status STRING, attempts INT64, message_id STRING, last_error STRING, delivered_at TIMESTAMP, updated_at TIMESTAMP);\n\
-             CREATE TABLE IF NOT EXISTS {} (attempt_id STRING, alert_id STRING, sink STRING, outcome STRING, message_id STRING, error STRING, attempted_at TIMESTAMP)",
-            self.outbox, self.deliveries, self.log
-        ))?;
-        Ok(())
+        table_defs()
+            .iter()
+            .try_for_each(|def| warehouse.create_table(def))
     }
 
     /// The anomalous rows of `scored` that have no outbox row yet, oldest window first.

@@ -1,37 +1,12 @@
 //! What the commands print: run reports, plans and ingest summaries, written to any writer so
 //! that the formats are tested without a terminal.
 
-use std::io::{BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::io::Write;
+use std::path::Path;
 
-use anyhow::{Context, bail};
-use chrono::{DateTime, FixedOffset, Utc};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use netsentinel::compile;
-use netsentinel::config::TargetConfig;
-use netsentinel::demo::{self, DemoSummary};
-use netsentinel::deploy::{self, RequiredEnv};
-use netsentinel::ingest::follow::{self, FollowConfig, WindowClock};
-use netsentinel::ingest::schema::create_raw_tables;
-use netsentinel::ingest::sources;
-use netsentinel::ingest::{self, Format, IngestSummary, InputFormat, ReadOptions};
-use netsentinel::metrics::Metrics;
-use netsentinel::output::{self, OutputFormat};
-use netsentinel::plan::{self, Bytes, PlanReport};
-use netsentinel::project::Project;
-use netsentinel::registry;
-use netsentinel::runner::{RunError, RunReport, Runner, StepOutcome};
-use netsentinel::schedule::Scheduler;
-use netsentinel::service::{EventsRoute, Service, ServiceOptions};
-use netsentinel::sqltest;
-use netsentinel::vars::Vars;
-use netsentinel_core::Warehouse;
-use netsentinel_generate::{self as generate, Drift, GeneratorConfig, StopAt};
-
-use crate::cli::args::*;
+use netsentinel::ingest::IngestSummary;
+use netsentinel::plan::{Bytes, PlanReport};
+use netsentinel::runner::{RunReport, StepOutcome};
 
 /// `late`: how many of the rejects were late events, where the ingest checks lateness.
 pub fn write_ingest_summary(

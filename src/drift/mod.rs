@@ -12,12 +12,12 @@ pub mod policy;
 
 use chrono::{DateTime, Utc};
 
-use netsentinel_core::{Cell, EngineError, Warehouse};
 use crate::project::{Materialization, Project};
-use netsentinel_core::relation::{Dataset, Identifier, TableRef};
-use netsentinel_core::Naming;
 use crate::state;
+use netsentinel_core::Naming;
+use netsentinel_core::relation::{Dataset, Identifier, TableRef};
 use netsentinel_core::sql::quote_string;
+use netsentinel_core::{Cell, Column, EngineError, TableDef, Warehouse};
 
 use self::config::DriftConfig;
 use self::policy::{Action, Decision, Measurement, Policy};
@@ -38,11 +38,30 @@ pub fn decisions() -> TableRef {
     TableRef::new(Dataset::Ops, "drift_decisions").expect("valid identifier")
 }
 
-pub fn decisions_ddl(naming: &Naming) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {} (run_id STRING, decided_at TIMESTAMP, model_name STRING, model_version INT64, metric STRING, value FLOAT64, threshold FLOAT64, streak INT64, consecutive INT64, scored_rows INT64, window_from TIMESTAMP, window_to TIMESTAMP, action STRING, reason STRING, cooldown_until TIMESTAMP, then_pipeline STRING, train_run_id STRING, outcome STRING)",
-        naming.qualify(&decisions())
-    )
+const DECISION_COLUMNS: &[Column] = &[
+    Column::string("run_id"),
+    Column::timestamp("decided_at"),
+    Column::string("model_name"),
+    Column::int64("model_version"),
+    Column::string("metric"),
+    Column::float64("value"),
+    Column::float64("threshold"),
+    Column::int64("streak"),
+    Column::int64("consecutive"),
+    Column::int64("scored_rows"),
+    Column::timestamp("window_from"),
+    Column::timestamp("window_to"),
+    Column::string("action"),
+    Column::string("reason"),
+    Column::timestamp("cooldown_until"),
+    Column::string("then_pipeline"),
+    Column::string("train_run_id"),
+    Column::string("outcome"),
+];
+
+/// One decision per drift run.
+pub fn decisions_def() -> TableDef {
+    TableDef::plain(decisions(), DECISION_COLUMNS, &["run_id"])
 }
 
 /// What the step decided, for the run report and the runner.
@@ -79,7 +98,7 @@ impl DriftStep<'_> {
     pub fn run(&self, warehouse: &mut dyn Warehouse) -> Result<DriftOutcome, DriftError> {
         let naming = warehouse.naming().clone();
         let table = naming.qualify(&decisions());
-        warehouse.execute_script(&decisions_ddl(&naming))?;
+        warehouse.create_table(&decisions_def())?;
         let metrics = self.metrics_relation(&naming)?;
         let model = quote_string(self.config.model.as_str());
         let metric = quote_string(self.config.metric.as_str());

@@ -136,7 +136,8 @@ impl StoredEvent {
             Cell::Timestamp(e.end_time),
             Cell::Timestamp(e.timestamp.unwrap_or(e.end_time)),
             optional_text(&e.protocol_name),
-            e.protocol_number.map_or(Cell::Null, |n| Cell::Int(n.into())),
+            e.protocol_number
+                .map_or(Cell::Null, |n| Cell::Int(n.into())),
             optional_text(&e.geo_country),
             optional_text(&e.geo_city),
             e.latitude.map_or(Cell::Null, Cell::Float),

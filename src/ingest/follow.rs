@@ -20,11 +20,11 @@ use super::batch::{EventBatch, LoadOutcome, Reject, StoredEvent};
 use super::parse::{self, Rejection};
 use super::schema;
 use super::{IngestError, IngestSummary};
-use netsentinel_core::{Cell, Warehouse};
-use netsentinel_core::event::NetlogEvent;
 use crate::metrics::{CommittedBatch, Metrics};
 use crate::vars::{VarValue, Vars};
+use netsentinel_core::event::NetlogEvent;
 use netsentinel_core::sql::quote_string;
+use netsentinel_core::{Cell, Warehouse};
 
 /// What became of a receipt's rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -17,11 +17,11 @@ use std::path::Path;
 use chrono::FixedOffset;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use netsentinel_core::{EngineError, Warehouse};
-use netsentinel_core::event::NetlogEvent;
 use batch::{EventBatch, LoadError, LoadOutcome, Reject, StoredEvent};
 pub use formats::InputFormat;
 use formats::cicflowmeter::CicColumns;
+use netsentinel_core::event::NetlogEvent;
+use netsentinel_core::{EngineError, Warehouse};
 use parse::{Rejection, WireEvent};
 
 /// Rows per committed batch: large enough to amortize a transaction, small enough that a killed

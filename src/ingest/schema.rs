@@ -1,43 +1,42 @@
 //! The raw tables ingest owns, declared once: `raw.netlog_events` (the event fields plus
 //! provenance) and `raw.netlog_rejects`. Every engine creates them from these definitions.
 
-use netsentinel_core::table::{Column, ColumnType::*};
-use netsentinel_core::{Dataset, EngineError, TableDef, TableRef, Warehouse};
+use netsentinel_core::{Column, Dataset, EngineError, TableDef, TableRef, Warehouse};
 
 /// Event columns in `EVENT_FIELDS` order, then provenance columns.
 pub const EVENT_COLUMNS: [Column; 22] = [
-    Column::new("event_id", String),
-    Column::new("subscriberId", String),
-    Column::new("srcIP", String),
-    Column::new("dstIP", String),
-    Column::new("srcPort", Int64),
-    Column::new("dstPort", Int64),
-    Column::new("txBytes", Int64),
-    Column::new("rxBytes", Int64),
-    Column::new("tcpFlag", Int64),
-    Column::new("startTime", Timestamp),
-    Column::new("endTime", Timestamp),
-    Column::new("timestamp", Timestamp),
-    Column::new("protocolName", String),
-    Column::new("protocolNumber", Int64),
-    Column::new("geoCountry", String),
-    Column::new("geoCity", String),
-    Column::new("latitude", Float64),
-    Column::new("longitude", Float64),
-    Column::new("label", String),
-    Column::new("source", String),
-    Column::new("source_line", Int64),
-    Column::new("ingested_at", Timestamp),
+    Column::string("event_id"),
+    Column::string("subscriberId"),
+    Column::string("srcIP"),
+    Column::string("dstIP"),
+    Column::int64("srcPort"),
+    Column::int64("dstPort"),
+    Column::int64("txBytes"),
+    Column::int64("rxBytes"),
+    Column::int64("tcpFlag"),
+    Column::timestamp("startTime"),
+    Column::timestamp("endTime"),
+    Column::timestamp("timestamp"),
+    Column::string("protocolName"),
+    Column::int64("protocolNumber"),
+    Column::string("geoCountry"),
+    Column::string("geoCity"),
+    Column::float64("latitude"),
+    Column::float64("longitude"),
+    Column::string("label"),
+    Column::string("source"),
+    Column::int64("source_line"),
+    Column::timestamp("ingested_at"),
 ];
 
 pub const REJECT_COLUMNS: [Column; 7] = [
-    Column::new("reject_id", String),
-    Column::new("source", String),
-    Column::new("line", Int64),
-    Column::new("field", String),
-    Column::new("reason", String),
-    Column::new("raw", String),
-    Column::new("rejected_at", Timestamp),
+    Column::string("reject_id"),
+    Column::string("source"),
+    Column::int64("line"),
+    Column::string("field"),
+    Column::string("reason"),
+    Column::string("raw"),
+    Column::timestamp("rejected_at"),
 ];
 
 pub fn events_table() -> TableRef {
@@ -62,13 +61,7 @@ pub fn events_def() -> TableDef {
 
 /// Rejects are few and read whole.
 pub fn rejects_def() -> TableDef {
-    TableDef {
-        table: rejects_table(),
-        columns: &REJECT_COLUMNS,
-        key: &["reject_id"],
-        partition_day: None,
-        cluster_by: &[],
-    }
+    TableDef::plain(rejects_table(), &REJECT_COLUMNS, &["reject_id"])
 }
 
 /// Creates the datasets and the raw tables if missing: what every command that reads or

@@ -147,7 +147,7 @@ pub fn parse_config(
         let field = |message: String| format!("assertions.{key}: {message}");
         match key.as_str() {
             "not_null" => {
-                for column in column_list(value).map_err(field)? {
+                for column in value.identifiers().map_err(field)? {
                     checks.push(Check::NotNull(column));
                 }
             }
@@ -158,7 +158,7 @@ pub fn parse_config(
                     )));
                 };
                 for item in items {
-                    checks.push(Check::Unique(column_list(item).map_err(field)?));
+                    checks.push(Check::Unique(item.identifiers().map_err(field)?));
                 }
             }
             "accepted_values" => {
@@ -211,20 +211,6 @@ pub fn parse_config(
         .collect())
 }
 
-fn column_list(value: &Literal) -> Result<Vec<Identifier>, String> {
-    let items = match value {
-        Literal::List(items) => items.clone(),
-        single => vec![single.clone()],
-    };
-    items
-        .iter()
-        .map(|item| match item {
-            Literal::String(s) => Identifier::new(s).map_err(|e| e.to_string()),
-            other => Err(format!("expected a column name in quotes, got {other}")),
-        })
-        .collect()
-}
-
 fn sql_literal(value: &Literal) -> Result<String, String> {
     match value {
         Literal::String(s) => Ok(quote_string(s)),
@@ -275,7 +261,7 @@ mod tests {
     /// Offending rows of `check` after an incremental run merged `new` into a table holding
     /// `old` (queries of rows `(k, v)`) on unique key `k`, checking what the run wrote.
     fn offending_after_merge(check: Check, old: &str, new: &str) -> i64 {
-        use netsentinel_core::Cell;
+        use netsentinel_core::{Cell, Warehouse};
         use netsentinel_duckdb::DuckDbWarehouse;
         let mut warehouse = DuckDbWarehouse::open_in_memory().unwrap();
         warehouse

@@ -11,11 +11,9 @@ use assertions::{DeclaredAssertion, Severity};
 use scan::{HelperCall, Literal, ScannedTemplate};
 
 use crate::config::{self, ConfigError, PipelineConfig, ProjectConfig};
-use netsentinel_core::dag::{CycleError, Dag, EdgeOrigin};
 use crate::ingest::schema;
+use netsentinel_core::dag::{CycleError, Dag, EdgeOrigin};
 use netsentinel_core::relation::{Dataset, Identifier, TableRef};
-
-
 
 pub const SQL_DIR: &str = "sql";
 
@@ -342,8 +340,8 @@ fn step_config(
                         ))
                     })?
                 }
-                ("unique_key", value) => config.unique_key = identifiers(value).map_err(error)?,
-                ("cluster_by", value) => config.cluster_by = identifiers(value).map_err(error)?,
+                ("unique_key", value) => config.unique_key = value.identifiers().map_err(error)?,
+                ("cluster_by", value) => config.cluster_by = value.identifiers().map_err(error)?,
                 ("partition_by", Literal::String(p)) => config.partition_by = Some(p.clone()),
                 ("maximum_bytes_billed", Literal::Number(n)) if *n >= 1.0 && n.fract() == 0.0 => {
                     config.maximum_bytes_billed = Some(*n as u64)
@@ -379,20 +377,6 @@ fn step_config(
         }
     }
     Ok(config)
-}
-
-fn identifiers(value: &Literal) -> Result<Vec<Identifier>, String> {
-    let items = match value {
-        Literal::List(items) => items.clone(),
-        single => vec![single.clone()],
-    };
-    items
-        .iter()
-        .map(|item| match item {
-            Literal::String(s) => Identifier::new(s).map_err(|e| e.to_string()),
-            other => Err(format!("expected a column name in quotes, got {other}")),
-        })
-        .collect()
 }
 
 fn build_dag(config: &ProjectConfig, steps: &BTreeMap<String, Step>) -> Result<Dag, ProjectError> {

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use netsentinel_core::Identifier;
+
 /// Helpers and the keyword names of their positional parameters.
 const HELPERS: &[(&str, &[&str])] = &[
     ("ref", &["name"]),
@@ -28,6 +30,23 @@ pub enum Literal {
     Map(Vec<(String, Literal)>),
     /// Anything else (a Tera variable or expression): fine for `var()`, not for names.
     Expression(String),
+}
+
+impl Literal {
+    /// Column names given as one quoted name or a list of them.
+    pub fn identifiers(&self) -> Result<Vec<Identifier>, String> {
+        let items = match self {
+            Literal::List(items) => items.as_slice(),
+            single => std::slice::from_ref(single),
+        };
+        items
+            .iter()
+            .map(|item| match item {
+                Literal::String(s) => Identifier::new(s).map_err(|e| e.to_string()),
+                other => Err(format!("expected a column name in quotes, got {other}")),
+            })
+            .collect()
+    }
 }
 
 impl fmt::Display for Literal {

@@ -11,9 +11,9 @@ use crate::config::ConfigError;
 use crate::project::scan;
 use crate::project::{Materialization, Project, Step};
 use crate::registry::{self, ModelVersions};
-use netsentinel_core::relation::{Dataset, Identifier, TableRef};
 use crate::state;
 use crate::vars::Vars;
+use netsentinel_core::relation::{Dataset, Identifier, TableRef};
 use netsentinel_core::sql::quote_string;
 
 #[derive(Debug, thiserror::Error)]

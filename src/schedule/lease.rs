@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use netsentinel_core::{Cell, EngineError, Warehouse};
 use netsentinel_core::relation::{Dataset, TableRef};
 use netsentinel_core::sql::quote_string;
+use netsentinel_core::{Cell, Column, EngineError, TableDef, Warehouse};
 
 /// A holder that has not renewed for this long is presumed dead.
 pub const LEASE_TTL: Duration = Duration::from_secs(90);
@@ -67,18 +67,23 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-pub fn ddl(warehouse: &dyn Warehouse) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {} (holder STRING, host STRING, pid INT64, acquired_at TIMESTAMP, heartbeat_at TIMESTAMP)",
-        warehouse.naming().qualify(&lease_table())
-    )
+const LEASE_COLUMNS: &[Column] = &[
+    Column::string("holder"),
+    Column::string("host"),
+    Column::int64("pid"),
+    Column::timestamp("acquired_at"),
+    Column::timestamp("heartbeat_at"),
+];
+
+pub fn lease_def() -> TableDef {
+    TableDef::plain(lease_table(), LEASE_COLUMNS, &["holder"])
 }
 
 /// Takes the lease unless a live holder has it. Two schedulers starting at the same moment
 /// may both insert a row; the earlier row wins and the later one is withdrawn.
 pub fn acquire(warehouse: &mut dyn Warehouse, holder: &Holder) -> Result<(), LeaseError> {
     let table = warehouse.naming().qualify(&lease_table());
-    warehouse.execute_script(&ddl(warehouse))?;
+    warehouse.create_table(&lease_def())?;
     warehouse.execute_script(&format!(
         "DELETE FROM {table} WHERE heartbeat_at < TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {ttl} SECOND) OR holder = {id};\n\
          INSERT INTO {table} (holder, host, pid, acquired_at, heartbeat_at)\n\

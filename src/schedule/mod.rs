@@ -22,15 +22,15 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::config::CronSchedule;
-use netsentinel_core::{Cell, EngineError, Warehouse};
 use crate::metrics::Metrics;
 use crate::project::Project;
 use crate::runner::{RunError, Runner};
 use crate::state;
 use crate::vars::Vars;
-use netsentinel_core::sql::quote_string;
 use config::{Misfire, SchedulerConfig};
 use lease::{Holder, LeaseError};
+use netsentinel_core::sql::quote_string;
+use netsentinel_core::{Cell, EngineError, Warehouse};
 
 /// How often an idle scheduler looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
@@ -283,10 +283,8 @@ fn last_run_start(
     warehouse: &mut dyn Warehouse,
     pipeline: &str,
 ) -> Result<Option<DateTime<Utc>>, EngineError> {
+    state::create_tables(warehouse)?;
     let naming = warehouse.naming().clone();
-    for statement in state::ddl(&naming) {
-        warehouse.execute_script(&statement)?;
-    }
     let result = warehouse.query(&format!(
         "SELECT MAX(started_at) FROM {} WHERE pipeline = {}",
         naming.qualify(&state::runs()),

@@ -11,14 +11,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use netsentinel_core::{EngineError, ResultSet, Warehouse};
 use crate::project::assertions::{Checked, Severity};
-use crate::project::{Materialization, Project, Step};
-use netsentinel_core::relation::{Dataset, TableRef};
 use crate::project::scan::{self, Literal, ScannedTemplate};
-use netsentinel_core::Naming;
+use crate::project::{Materialization, Project, Step};
 use crate::render::{self, RenderContext, RenderError};
+use netsentinel_core::Naming;
+use netsentinel_core::relation::{Dataset, TableRef};
 use netsentinel_core::sql::quote_string;
+use netsentinel_core::{Column, EngineError, ResultSet, TableDef, Warehouse};
 
 /// Where standalone assertion files and unit-test YAML live, under the project root.
 pub const TESTS_DIR: &str = "tests/sql";
@@ -334,6 +334,26 @@ pub fn results_table() -> TableRef {
     TableRef::new(Dataset::Ops, "assertion_results").expect("a valid identifier")
 }
 
+const RESULT_COLUMNS: &[Column] = &[
+    Column::string("run_id"),
+    Column::string("step"),
+    Column::string("assertion"),
+    Column::string("location"),
+    Column::string("severity"),
+    Column::string("status"),
+    Column::int64("failing_rows"),
+    Column::string("sample"),
+    Column::timestamp("checked_at"),
+];
+
+pub fn results_def() -> TableDef {
+    TableDef::plain(
+        results_table(),
+        RESULT_COLUMNS,
+        &["run_id", "step", "assertion"],
+    )
+}
+
 /// Stores a run's assertion results in `ops.assertion_results` (created if missing).
 pub fn record(
     warehouse: &mut dyn Warehouse,
@@ -342,9 +362,7 @@ pub fn record(
     results: &[AssertionResult],
 ) -> Result<(), EngineError> {
     let table = naming.qualify(&results_table());
-    warehouse.execute_script(&format!(
-        "CREATE TABLE IF NOT EXISTS {table} (run_id STRING, step STRING, assertion STRING, location STRING, severity STRING, status STRING, failing_rows INT64, sample STRING, checked_at TIMESTAMP)"
-    ))?;
+    warehouse.create_table(&results_def())?;
     for result in results {
         let (status, failing_rows, sample) = match &result.status {
             AssertionStatus::Passed => ("passed", 0, "NULL".to_string()),

@@ -13,18 +13,18 @@ use serde_yaml::{Mapping, Value};
 use super::assertions::{self, AssertionStatus, StandaloneAssertions};
 use super::compare::{self, ExpectedRow};
 use super::{CaseOutcome, CaseResult};
-use crate::ingest::schema::create_raw_tables;
 use crate::config;
-use netsentinel_duckdb::DuckDbWarehouse;
-use netsentinel_core::{EngineError, Warehouse};
+use crate::ingest::schema::create_raw_tables;
+use crate::project::scan;
 use crate::project::{Materialization, Project, Step};
 use crate::registry::ModelVersions;
-use netsentinel_core::relation::{Identifier, TableRef};
-use crate::project::scan;
 use crate::render::{self, RenderContext};
 use crate::state;
 use crate::vars::{VarValue, Vars};
+use netsentinel_core::relation::{Identifier, TableRef};
 use netsentinel_core::sql::quote_string;
+use netsentinel_core::{EngineError, Warehouse};
+use netsentinel_duckdb::DuckDbWarehouse;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnitTestError {
@@ -246,12 +246,8 @@ impl UnitTestFile {
         let mut warehouse = DuckDbWarehouse::open_in_memory().map_err(|e| e.to_string())?;
         let warehouse: &mut dyn Warehouse = &mut warehouse;
         create_raw_tables(warehouse).map_err(|e| e.to_string())?;
+        state::create_tables(warehouse).map_err(|e| e.to_string())?;
         let naming = warehouse.naming().clone();
-        for statement in state::ddl(&naming) {
-            warehouse
-                .execute_script(&statement)
-                .map_err(|e| e.to_string())?;
-        }
         let models = ModelVersions::first(project);
         let ctx = RenderContext {
             project,

@@ -1,16 +1,15 @@
 //! Alerts on the embedded engine: the outbox, storm controls, the JSONL file sink and the
 //! webhook sink against a real HTTP server on 127.0.0.1, through the `netsentinel` binary.
 
-
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use crate::common::TestProject;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use crate::common::TestProject;
 use serde_json::Value;
 
 /// A small world: 40 subscribers, 20 minutes, attacks injected.

@@ -2,7 +2,6 @@
 //! alert, none on a rerun, and an outage that leaves deliveries pending until the emulator is
 //! back, with no alert id seen twice.
 
-
 use std::collections::BTreeSet;
 
 use crate::common::TestProject;

@@ -7,7 +7,6 @@
 //! The emulator does not train models, so the ML steps' BigQuery SQL is checked by
 //! tests/golden.rs instead.
 
-
 use std::process::Output;
 
 use crate::common::TestProject;

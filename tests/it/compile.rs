@@ -1,6 +1,5 @@
 //! `compile` renders every step for a target without connecting anywhere.
 
-
 use crate::common::TestProject;
 
 #[test]

@@ -1,7 +1,6 @@
 //! Drift monitoring, retraining and the promotion gate on the embedded engine, with traffic
 //! from the generator: 30 minutes to train on, then one detection per 5-minute batch.
 
-
 use crate::common::TestProject;
 
 const START: &str = "2026-01-01T00:00:00Z";

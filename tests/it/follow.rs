@@ -3,7 +3,6 @@
 //! ingester, late events become rejects, `POST /v1/events` answers after the commit and checks
 //! its bearer token, and `--detect-every` scores closed windows in the same process.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::TestProject;

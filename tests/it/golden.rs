@@ -4,7 +4,6 @@
 //! qualified. The shipped project's BigQuery scripts are golden files too. `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the golden files after a
 //! deliberate change; review the diff.
 
-
 use std::path::{Path, PathBuf};
 
 use crate::common::TestProject;

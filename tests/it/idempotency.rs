@@ -1,7 +1,6 @@
 //! A command killed at any point and run again leaves the same tables as an uninterrupted run:
 //! each step commits atomically and a rerun resumes the interrupted run.
 
-
 use std::time::Duration;
 
 use crate::common::TestProject;

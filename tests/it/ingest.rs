@@ -1,7 +1,6 @@
 //! Batch ingest through the CLI: bad rows are kept with file, line, field and reason; a re-ingest
 //! adds nothing; JSONL and CSV land the same events.
 
-
 use crate::common::TestProject;
 
 const GOOD_1: &str = r#"{"subscriberId":"100","srcIP":"10.0.0.1","dstIP":"93.184.216.34","srcPort":51000,"dstPort":443,"txBytes":1200,"rxBytes":5400,"tcpFlag":24,"startTime":"2026-01-01T00:00:00Z","endTime":"2026-01-01T00:00:02.5Z","protocolName":"tcp","protocolNumber":6}"#;

@@ -2,7 +2,6 @@
 //! land as netlog events with the documented mapping, labels kept, bad rows rejected with their
 //! line and field; the CIC DDoS reference sample ingests whole with its label distribution.
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -2,10 +2,10 @@
 //! DuckDB once: each module is one area, driving the `netsentinel` binary or the library
 //! against real engines and emulators (helpers in `common`).
 
-mod common;
 mod alerts;
 mod alerts_pubsub;
 mod bigquery_emulator;
+mod common;
 mod compile;
 mod docs_links;
 mod drift;

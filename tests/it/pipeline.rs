@@ -1,7 +1,6 @@
 //! The whole pipeline on the embedded engine, as a new user runs it: `demo`, then questions
 //! asked with `query`.
 
-
 use crate::common::TestProject;
 
 fn counts(project: &TestProject, sql: &str) -> Vec<i64> {

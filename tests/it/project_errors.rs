@@ -1,6 +1,5 @@
 //! Mistakes in a project are reported with the file and line to fix, before anything runs.
 
-
 use crate::common::TestProject;
 
 const YAML: &str = "project: t\ndefault_target: local\ntargets:\n  local: { engine: duckdb }\nvars:\n  n: { type: int, default: 1 }\nsources:\n  raw:\n    netlog_events: {}\n";

@@ -4,7 +4,6 @@
 //! second scheduler on the same warehouse refuses to start, and a tick missed during downtime
 //! runs once at start.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::TestProject;

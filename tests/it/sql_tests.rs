@@ -2,7 +2,6 @@
 //! feature, assertions pass, fail and warn, fixtures carry NULLs and STRUCTs, incremental steps
 //! see a given `this`, and the JUnit output parses.
 
-
 use crate::common::TestProject;
 
 const YAML: &str = "project: t\ndefault_target: local\ntargets:\n  local: { engine: duckdb, path: .netsentinel/local.duckdb }\nvars:\n  floor: { type: int, default: 0 }\nsources:\n  raw:\n    things: { columns: { id: INT64, kind: STRING, bytes: INT64 } }\npipelines:\n  all: { steps: [features/things, features/summary] }\n";

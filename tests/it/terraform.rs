@@ -3,7 +3,6 @@
 //! declares must agree with pipelines.yaml, the SQL steps' config() and the tables netsentinel
 //! itself creates. Offline: terraform/ is parsed with hcl-rs, never planned.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 

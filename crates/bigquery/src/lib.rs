@@ -186,7 +186,10 @@ impl BigQueryWarehouse {
         let (labels, step_cap) = match self.ids.context() {
             Some(context) => (jobs::labels(context), context.maximum_bytes_billed),
             None => (
-                BTreeMap::from([("target".to_string(), self.settings.target.to_ascii_lowercase())]),
+                BTreeMap::from([(
+                    "target".to_string(),
+                    self.settings.target.to_ascii_lowercase(),
+                )]),
                 None,
             ),
         };
@@ -377,7 +380,10 @@ impl Warehouse for BigQueryWarehouse {
                 self.settings.project
             )
         } else {
-            format!("BigQuery project {} ({})", self.settings.project, self.settings.location)
+            format!(
+                "BigQuery project {} ({})",
+                self.settings.project, self.settings.location
+            )
         }
     }
 
@@ -393,7 +399,10 @@ impl Warehouse for BigQueryWarehouse {
             let name = self.dataset(dataset).to_string();
             // Terraform creates the datasets and the runner's service account may not create
             // them, so only a missing one is created.
-            if self.get_exists(&format!("projects/{}/datasets/{name}", self.settings.project))? {
+            if self.get_exists(&format!(
+                "projects/{}/datasets/{name}",
+                self.settings.project
+            ))? {
                 continue;
             }
             let body = serde_json::to_value(

@@ -14,6 +14,4 @@ pub mod warehouse;
 pub use naming::Naming;
 pub use relation::{Dataset, Identifier, NameError, TableRef};
 pub use table::{Column, ColumnType, InsertOutcome, RefusedRow, TableDef};
-pub use warehouse::{
-    Cell, DryRun, EngineError, JobContext, ResultSet, ScriptOutcome, Warehouse,
-};
+pub use warehouse::{Cell, DryRun, EngineError, JobContext, ResultSet, ScriptOutcome, Warehouse};

@@ -39,6 +39,22 @@ impl Column {
     pub const fn new(name: &'static str, ty: ColumnType) -> Self {
         Column { name, ty }
     }
+
+    pub const fn string(name: &'static str) -> Self {
+        Column::new(name, ColumnType::String)
+    }
+
+    pub const fn int64(name: &'static str) -> Self {
+        Column::new(name, ColumnType::Int64)
+    }
+
+    pub const fn float64(name: &'static str) -> Self {
+        Column::new(name, ColumnType::Float64)
+    }
+
+    pub const fn timestamp(name: &'static str) -> Self {
+        Column::new(name, ColumnType::Timestamp)
+    }
 }
 
 /// A table: its columns, the key that identifies a row, and how it is stored where storage
@@ -56,6 +72,21 @@ pub struct TableDef {
 }
 
 impl TableDef {
+    /// A table without storage layout: small, or read whole.
+    pub fn plain(
+        table: TableRef,
+        columns: &'static [Column],
+        key: &'static [&'static str],
+    ) -> Self {
+        TableDef {
+            table,
+            columns,
+            key,
+            partition_day: None,
+            cluster_by: &[],
+        }
+    }
+
     pub fn column_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.columns.iter().map(|c| c.name)
     }

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use duckdb::{Connection, params};
 use netsentinel_bqml::statement;
 use netsentinel_core::{
-    Cell, Dataset, DryRun, EngineError, InsertOutcome, Naming, ResultSet, ScriptOutcome,
-    TableDef, TableRef, Warehouse,
+    Cell, Dataset, DryRun, EngineError, InsertOutcome, Naming, ResultSet, ScriptOutcome, TableDef,
+    TableRef, Warehouse,
 };
 
 use netsentinel_googlesql as googlesql;
@@ -209,5 +209,4 @@ impl Warehouse for DuckDbWarehouse {
     fn append_rows(&mut self, table: &TableRef, rows: &[Vec<Cell>]) -> Result<u64, EngineError> {
         self.in_transaction(|| self.append(table, rows))
     }
-
 }

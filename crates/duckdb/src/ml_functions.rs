@@ -7,9 +7,9 @@
 use duckdb::Connection;
 
 use netsentinel_bqml::BqmlError;
+use netsentinel_bqml::model::{StoredFeature, StoredModel};
 use netsentinel_bqml::scoring::{self, double, quote_text};
 use netsentinel_bqml::statement::{MlCall, MlFunction, OptionValue};
-use netsentinel_bqml::model::{StoredFeature, StoredModel};
 
 use crate::models;
 

@@ -4,7 +4,9 @@
 use duckdb::{Connection, OptionalExt, params};
 
 use netsentinel_bqml::BqmlError;
-use netsentinel_bqml::kmeans::{DistanceType, FeaturePrep, KMeansModel, Preprocessor, threshold_rank};
+use netsentinel_bqml::kmeans::{
+    DistanceType, FeaturePrep, KMeansModel, Preprocessor, threshold_rank,
+};
 use netsentinel_bqml::model::{StoredFeature, StoredModel};
 use netsentinel_core::TableRef;
 

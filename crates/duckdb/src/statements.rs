@@ -19,7 +19,11 @@ pub(crate) enum StatementOutput {
 }
 
 impl DuckDbWarehouse {
-    pub(crate) fn run_statement(&self, text: &str, line: u64) -> Result<StatementOutput, EngineError> {
+    pub(crate) fn run_statement(
+        &self,
+        text: &str,
+        line: u64,
+    ) -> Result<StatementOutput, EngineError> {
         let at_line = |e: EngineError| match e {
             EngineError::Sql { statement, message } => EngineError::Sql {
                 statement,
@@ -51,7 +55,11 @@ impl DuckDbWarehouse {
     }
 
     /// GoogleSQL with ML placeholders → DuckDB SQL with the ML calls expanded.
-    pub(crate) fn to_duckdb(&self, googlesql_text: &str, calls: &[MlCall]) -> Result<String, EngineError> {
+    pub(crate) fn to_duckdb(
+        &self,
+        googlesql_text: &str,
+        calls: &[MlCall],
+    ) -> Result<String, EngineError> {
         let mut sql = googlesql::translate(googlesql_text)?;
         // Highest index first, so `__ns_ml_1` never matches inside `__ns_ml_10`.
         for call in calls.iter().rev() {
@@ -85,7 +93,11 @@ impl DuckDbWarehouse {
                 })
             })?;
         }
-        Ok(ml_functions::expand(&self.conn, call, input_sql.as_deref())?)
+        Ok(ml_functions::expand(
+            &self.conn,
+            call,
+            input_sql.as_deref(),
+        )?)
     }
 
     pub(crate) fn check_input_columns(

@@ -38,7 +38,8 @@ impl DuckDbWarehouse {
         }
         let table = &def.table;
         let stage = format!("__ns_stage_{}_{}", table.dataset, table.name);
-        let setup = format!("CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {table} LIMIT 0");
+        let setup =
+            format!("CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {table} LIMIT 0");
         self.conn
             .execute_batch(&setup)
             .map_err(|e| EngineError::sql(&setup, e))?;

@@ -111,7 +111,11 @@ impl DuckDbWarehouse {
     /// The training query's columns, typed as k-means sees them. The result streams in as
     /// Arrow record batches, copied a column slice at a time (not one `Value` per cell) into
     /// columns whose type the result schema fixes.
-    pub(crate) fn training_columns(&self, query: &str, model: &str) -> Result<Vec<InputColumn>, EngineError> {
+    pub(crate) fn training_columns(
+        &self,
+        query: &str,
+        model: &str,
+    ) -> Result<Vec<InputColumn>, EngineError> {
         let mut statement = self
             .conn
             .prepare(query)

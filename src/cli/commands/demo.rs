@@ -1,38 +1,13 @@
 //! `netsentinel demo`: the whole flow on generated traffic, and its summary table.
 
-use std::io::{BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::io::Write;
 
-use anyhow::{Context, bail};
-use chrono::{DateTime, FixedOffset, Utc};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use netsentinel::compile;
-use netsentinel::config::TargetConfig;
 use netsentinel::demo::{self, DemoSummary};
-use netsentinel::deploy::{self, RequiredEnv};
-use netsentinel::ingest::follow::{self, FollowConfig, WindowClock};
-use netsentinel::ingest::schema::create_raw_tables;
-use netsentinel::ingest::sources;
-use netsentinel::ingest::{self, Format, IngestSummary, InputFormat, ReadOptions};
-use netsentinel::metrics::Metrics;
-use netsentinel::output::{self, OutputFormat};
-use netsentinel::plan::{self, Bytes, PlanReport};
-use netsentinel::project::Project;
-use netsentinel::registry;
-use netsentinel::runner::{RunError, RunReport, Runner, StepOutcome};
-use netsentinel::schedule::Scheduler;
-use netsentinel::service::{EventsRoute, Service, ServiceOptions};
-use netsentinel::sqltest;
-use netsentinel::vars::Vars;
-use netsentinel_core::Warehouse;
-use netsentinel_generate::{self as generate, Drift, GeneratorConfig, StopAt};
+use netsentinel::output::{self};
 
-use crate::cli::args::*;
-use crate::cli::print::*;
 use crate::cli::Session;
+use crate::cli::args::{DemoArgs, GlobalArgs};
+use crate::cli::print::{write_ingest_summary, write_run_report};
 
 pub fn demo_command(global: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<()> {
     let session = Session::load(global)?;

@@ -1,38 +1,23 @@
 //! `netsentinel ingest`: files once, or `--follow` from stdin, HTTP or Pub/Sub with detection in process.
 
-use std::io::{BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, bail};
-use chrono::{DateTime, FixedOffset, Utc};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use anyhow::bail;
+use chrono::Utc;
 
-use netsentinel::compile;
-use netsentinel::config::TargetConfig;
-use netsentinel::demo::{self, DemoSummary};
-use netsentinel::deploy::{self, RequiredEnv};
 use netsentinel::ingest::follow::{self, FollowConfig, WindowClock};
 use netsentinel::ingest::schema::create_raw_tables;
 use netsentinel::ingest::sources;
-use netsentinel::ingest::{self, Format, IngestSummary, InputFormat, ReadOptions};
+use netsentinel::ingest::{self, ReadOptions};
 use netsentinel::metrics::Metrics;
-use netsentinel::output::{self, OutputFormat};
-use netsentinel::plan::{self, Bytes, PlanReport};
-use netsentinel::project::Project;
-use netsentinel::registry;
-use netsentinel::runner::{RunError, RunReport, Runner, StepOutcome};
-use netsentinel::schedule::Scheduler;
+use netsentinel::runner::{RunError, Runner};
 use netsentinel::service::{EventsRoute, Service, ServiceOptions};
-use netsentinel::sqltest;
-use netsentinel::vars::Vars;
 use netsentinel_core::Warehouse;
-use netsentinel_generate::{self as generate, Drift, GeneratorConfig, StopAt};
 
-use crate::cli::args::*;
-use crate::cli::print::*;
 use crate::cli::Session;
+use crate::cli::args::{FollowArgs, GlobalArgs, IngestArgs};
+use crate::cli::print::write_ingest_summary;
 
 pub fn ingest_command(global: &GlobalArgs, args: &IngestArgs) -> anyhow::Result<()> {
     let session = Session::load(global)?;

@@ -7,9 +7,9 @@
 use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, TimeDelta, Utc};
 
 use super::{TCP, protocol_name, tcp_flags};
-use netsentinel_core::event::NetlogEvent;
 use crate::ingest::CsvLayout;
 use crate::ingest::parse::{self, Rejection, Scalar, WireEvent};
+use netsentinel_core::event::NetlogEvent;
 
 /// A column the mapping reads: its name as the CICDDoS/CSE-CIC-IDS2018 underscore headers spell
 /// it (used in errors and rejects), and its normalized spellings across CIC releases.

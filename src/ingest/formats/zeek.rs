@@ -10,9 +10,9 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::{ICMP, ICMPV6, TCP, UDP, decimal_micros, tcp_flags};
-use netsentinel_core::event::NetlogEvent;
 use crate::ingest::parse::{self, Rejection, Scalar, WireEvent};
 use crate::ingest::{BatchWriter, IngestError, for_each_line};
+use netsentinel_core::event::NetlogEvent;
 
 /// The `#fields` a TSV conn.log needs for the mapping.
 const REQUIRED_FIELDS: [&str; 6] = [

@@ -10,8 +10,8 @@
 use std::process::Command;
 use std::sync::OnceLock;
 
-use netsentinel_duckdb::DuckDbWarehouse;
 use netsentinel_core::{Cell, ResultSet, Warehouse};
+use netsentinel_duckdb::DuckDbWarehouse;
 use serde_json::Value;
 
 /// Centroids agree to 1e-9 relative to the coordinate, or to the unit scale of standardized
@@ -37,7 +37,10 @@ fn compute_reference() -> Option<Value> {
     let python = std::env::var("NETSENTINEL_PYTHON").unwrap_or_else(|_| "python3".into());
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("reference.json");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/kmeans_reference.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/kmeans_reference.py"
+    );
     let run = Command::new(&python).arg(script).arg(&out).output();
     let failure = match &run {
         Ok(output) if output.status.success() => None,

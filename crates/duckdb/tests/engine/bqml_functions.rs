@@ -2,8 +2,8 @@
 //! ML.CENTROIDS, ML.EVALUATE, ML.TRAINING_INFO and ML.FEATURE_INFO, anywhere a table can
 //! appear, with the argument errors BigQuery would give.
 
-use netsentinel_duckdb::DuckDbWarehouse;
 use netsentinel_core::{Cell, ResultSet, Warehouse};
+use netsentinel_duckdb::DuckDbWarehouse;
 
 fn warehouse() -> DuckDbWarehouse {
     DuckDbWarehouse::open_in_memory().expect("in-memory warehouse")

@@ -2,8 +2,8 @@
 //! follows BigQuery's documented rules, and the model survives a restart.
 
 use netsentinel_bqml::kmeans::{self, InputColumn, KMeansOptions};
-use netsentinel_duckdb::DuckDbWarehouse;
 use netsentinel_core::{Cell, Warehouse};
+use netsentinel_duckdb::DuckDbWarehouse;
 
 fn warehouse() -> DuckDbWarehouse {
     DuckDbWarehouse::open_in_memory().expect("in-memory warehouse")

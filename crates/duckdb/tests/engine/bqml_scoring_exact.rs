@@ -3,8 +3,8 @@
 //! order with the same IEEE operations.
 
 use netsentinel_bqml::kmeans::{self, DistanceType, InitMethod, InputColumn, KMeansOptions};
-use netsentinel_duckdb::DuckDbWarehouse;
 use netsentinel_core::{Cell, Warehouse};
+use netsentinel_duckdb::DuckDbWarehouse;
 
 fn check(distance: DistanceType) {
     let mut wh = DuckDbWarehouse::open_in_memory().expect("warehouse");
