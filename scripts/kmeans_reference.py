@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent reference for the local k-means (tests/bqml_conformance.rs).
+"""Independent reference for the local k-means (crates/duckdb/tests/engine/bqml_conformance.rs).
 
 Generates a seeded data set (numeric columns with NULLs, a categorical column with a NULL
 category, a CUSTOM-init seed column), preprocesses it the way BQML_KMEANS.md documents (numeric

@@ -1,3 +1,5 @@
+//! The DuckDB macros translated SQL relies on, installed once per connection.
+
 /// DuckDB macros that translated SQL may call. The engine runs this once per connection (the
 /// macros are `TEMP`, so they live in the connection, never in the database file) before running
 /// any output of [`super::translate`]. Running it again is harmless (`CREATE OR REPLACE`).

@@ -1,3 +1,5 @@
+//! Translation tests: GoogleSQL in, the DuckDB SQL expected out.
+
 use crate::*;
 
 fn ok(sql: &str) -> String {
