@@ -76,6 +76,7 @@ pub fn run_demo(
         &[data_file.display().to_string()],
         &ingest::ReadOptions {
             format: Some(ingest::InputFormat::Jsonl),
+            clock_guard: ingest::skew::ClockGuard::from_vars(vars),
             ..ingest::ReadOptions::default()
         },
         ingest::DEFAULT_BATCH_ROWS,

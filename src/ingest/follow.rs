@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use super::batch::{EventBatch, LoadOutcome, Reject, StoredEvent};
 use super::parse::{self, Rejection};
 use super::schema;
+use super::skew::ClockGuard;
 use super::{IngestError, IngestSummary};
 use crate::metrics::{CommittedBatch, Metrics};
 use crate::vars::{VarValue, Vars};
@@ -95,6 +96,7 @@ pub struct FollowConfig {
     pub commit_interval: Duration,
     /// `None`: no lateness check (a project without the window vars).
     pub clock: Option<WindowClock>,
+    pub clock_guard: ClockGuard,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -115,7 +117,7 @@ pub fn follow(
 ) -> Result<FollowSummary, IngestError> {
     schema::create_raw_tables(warehouse)?;
     let mut pending = Pending {
-        watermark: newest_event(warehouse)?,
+        watermark: newest_event(warehouse, config.clock_guard.latest_allowed(Utc::now()))?,
         ..Pending::default()
     };
     let mut summary = FollowSummary::default();
@@ -129,12 +131,12 @@ pub fn follow(
             .min(POLL);
         match receipts.recv_timeout(deadline) {
             Ok(receipt) => {
-                pending.add(receipt, config.clock);
+                pending.add(receipt, config);
                 // Everything already queued joins the batch: a commit per receipt would fall
                 // behind a busy sender.
                 while pending.batch.len() < config.commit_rows {
                     match receipts.try_recv() {
-                        Ok(receipt) => pending.add(receipt, config.clock),
+                        Ok(receipt) => pending.add(receipt, config),
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
                             input_open = false;
@@ -229,7 +231,7 @@ struct Pending {
 }
 
 impl Pending {
-    fn add(&mut self, receipt: Receipt, clock: Option<WindowClock>) {
+    fn add(&mut self, receipt: Receipt, config: &FollowConfig) {
         self.since.get_or_insert_with(Instant::now);
         let receipt_index = self.receipts.len();
         let mut outcome = ReceiptOutcome::default();
@@ -248,7 +250,9 @@ impl Pending {
                 reason: rejection.reason,
                 raw: line.to_string(),
             };
-            let event = match parse::parse_json_line(line) {
+            let admitted = parse::parse_json_line(line)
+                .and_then(|event| config.clock_guard.admit(event, Utc::now()));
+            let event = match admitted {
                 Ok(event) => event,
                 Err(rejection) => {
                     outcome.rejected += 1;
@@ -256,7 +260,7 @@ impl Pending {
                     continue;
                 }
             };
-            let lateness = self.lateness(&event, clock);
+            let lateness = self.lateness(&event, config.clock);
             let stored = StoredEvent {
                 event_id: parse::event_id(&event),
                 event,
@@ -406,9 +410,17 @@ fn stored_ids<'e>(
 const ID_LOOKUP_CHUNK: usize = 1000;
 
 /// The newest event already stored: windows before it closed while this ingester was away.
-fn newest_event(warehouse: &mut dyn Warehouse) -> Result<Option<DateTime<Utc>>, IngestError> {
+/// The newest stored event start up to `latest`: an event stored before the clock guard existed,
+/// dated in the future, must not hold the watermark there after a restart.
+fn newest_event(
+    warehouse: &mut dyn Warehouse,
+    latest: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, IngestError> {
     let events = warehouse.naming().qualify(&schema::events_table());
-    let result = warehouse.query(&format!("SELECT MAX(startTime) FROM {events}"))?;
+    let result = warehouse.query(&format!(
+        "SELECT MAX(startTime) FROM {events} WHERE startTime <= TIMESTAMP {}",
+        quote_string(&latest.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string())
+    ))?;
     Ok(match result.scalar() {
         Some(Cell::Timestamp(t)) => Some(*t),
         _ => None,
@@ -431,6 +443,15 @@ mod tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
+    }
+
+    fn config(clock: Option<WindowClock>) -> FollowConfig {
+        FollowConfig {
+            commit_rows: 1000,
+            commit_interval: Duration::from_secs(1),
+            clock,
+            clock_guard: ClockGuard::default(),
+        }
     }
 
     #[test]
@@ -459,7 +480,7 @@ mod tests {
         let stored_before = line("2026-01-01T00:00:20Z");
         pending.add(
             Receipt::unacknowledged("test", 1, stored_before.clone()),
-            None,
+            &config(None),
         );
         pending.commit(&mut warehouse, &Metrics::default()).unwrap();
 
@@ -484,7 +505,7 @@ mod tests {
                 body,
                 acknowledge: Box::new(move |r| *answered.lock().unwrap() = r.ok()),
             },
-            Some(clock()),
+            &config(Some(clock())),
         );
         assert_eq!(pending.watermark, Some(at("2026-01-01T00:01:10Z")));
         let committed = pending.commit(&mut warehouse, &Metrics::default()).unwrap();
@@ -547,8 +568,26 @@ mod tests {
     fn without_a_clock_nothing_is_late() {
         let mut pending = Pending::default();
         let body = [line("2026-01-01T01:00:00Z"), line("2026-01-01T00:00:00Z")].join("\n");
-        pending.add(Receipt::unacknowledged("test", 1, body), None);
+        pending.add(Receipt::unacknowledged("test", 1, body), &config(None));
         assert_eq!(pending.batch.events.len(), 2);
         assert!(pending.late.is_empty());
+    }
+
+    #[test]
+    fn an_event_from_a_skewed_clock_is_quarantined_and_leaves_the_watermark_alone() {
+        let now = Utc::now();
+        let recent = |minutes| (now - chrono::Duration::minutes(minutes)).to_rfc3339();
+        let skewed = (now + chrono::Duration::days(1)).to_rfc3339();
+        let mut pending = Pending::default();
+        let body = [line(&recent(2)), line(&skewed), line(&recent(1))].join("\n");
+        pending.add(
+            Receipt::unacknowledged("test", 1, body),
+            &config(Some(clock())),
+        );
+
+        assert_eq!(pending.batch.events.len(), 2, "both recent events are kept");
+        assert_eq!(pending.batch.rejects.len(), 1);
+        assert_eq!(pending.batch.rejects[0].field.as_deref(), Some("startTime"));
+        assert!(pending.watermark < Some(now), "{:?}", pending.watermark);
     }
 }

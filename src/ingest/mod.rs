@@ -8,13 +8,14 @@ pub mod follow;
 pub mod formats;
 pub mod parse;
 pub mod schema;
+pub mod skew;
 pub mod sources;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use chrono::FixedOffset;
+use chrono::{FixedOffset, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use batch::{EventBatch, LoadError, LoadOutcome, Reject, StoredEvent};
@@ -23,6 +24,7 @@ use formats::cicflowmeter::CicColumns;
 use netsentinel_core::event::NetlogEvent;
 use netsentinel_core::{EngineError, Warehouse};
 use parse::{Rejection, WireEvent};
+use skew::ClockGuard;
 
 /// Rows per committed batch: large enough to amortize a transaction, small enough that a killed
 /// ingest loses little work and memory stays bounded.
@@ -79,6 +81,7 @@ pub struct ReadOptions {
     pub format: Option<InputFormat>,
     /// UTC offset of timestamps written without a zone: CICFlowMeter's local capture time.
     pub utc_offset: FixedOffset,
+    pub clock_guard: ClockGuard,
 }
 
 impl Default for ReadOptions {
@@ -86,6 +89,7 @@ impl Default for ReadOptions {
         ReadOptions {
             format: None,
             utc_offset: FixedOffset::east_opt(0).expect("zero is a valid offset"),
+            clock_guard: ClockGuard::default(),
         }
     }
 }
@@ -110,15 +114,23 @@ struct BatchWriter<'w> {
     warehouse: &'w mut dyn Warehouse,
     batch: EventBatch,
     batch_rows: usize,
+    /// `None` for generated events: their times are the ones asked for (`--start`), not a
+    /// sender's clock.
+    clock_guard: Option<ClockGuard>,
     summary: IngestSummary,
 }
 
 impl<'w> BatchWriter<'w> {
-    fn new(warehouse: &'w mut dyn Warehouse, batch_rows: usize) -> Self {
+    fn new(
+        warehouse: &'w mut dyn Warehouse,
+        batch_rows: usize,
+        clock_guard: Option<ClockGuard>,
+    ) -> Self {
         BatchWriter {
             warehouse,
             batch: EventBatch::default(),
             batch_rows: batch_rows.max(1),
+            clock_guard,
             summary: IngestSummary::default(),
         }
     }
@@ -131,7 +143,11 @@ impl<'w> BatchWriter<'w> {
         raw: impl FnOnce() -> String,
     ) -> Result<(), IngestError> {
         self.summary.rows_read += 1;
-        match parsed {
+        let admitted = match self.clock_guard {
+            Some(guard) => parsed.and_then(|event| guard.admit(event, Utc::now())),
+            None => parsed,
+        };
+        match admitted {
             Ok(event) => self.batch.events.push(StoredEvent {
                 event_id: parse::event_id(&event),
                 event,
@@ -218,7 +234,7 @@ fn ingest_one(
             )?
         }
     };
-    let mut writer = BatchWriter::new(warehouse, batch_rows);
+    let mut writer = BatchWriter::new(warehouse, batch_rows, Some(options.clock_guard));
     let source = if path == "-" { "<stdin>" } else { path };
     match format {
         InputFormat::Jsonl => read_jsonl(reader, source, &mut writer)?,
@@ -449,7 +465,7 @@ pub fn ingest_events(
     if let Some(n) = expected {
         progress.set_length(n);
     }
-    let mut writer = BatchWriter::new(warehouse, batch_rows);
+    let mut writer = BatchWriter::new(warehouse, batch_rows, None);
     for (index, event) in events.enumerate() {
         writer.accept(source, index as u64 + 1, Ok(event), String::new)?;
         progress.inc(1);

@@ -112,3 +112,38 @@ fn a_csv_without_required_columns_is_refused_before_loading_anything() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_event_from_a_skewed_clock_is_quarantined_and_the_rest_of_the_file_is_stored() {
+    let project = TestProject::shipped();
+    let ahead = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%dT%H:%M:%SZ");
+    let skewed = GOOD_1
+        .replace("2026-01-01T00:00:00Z", &ahead.to_string())
+        .replace("2026-01-01T00:00:02.5Z", &ahead.to_string());
+    let file = write(
+        &project,
+        "events.jsonl",
+        &[GOOD_1, skewed.as_str(), GOOD_2].join("\n"),
+    );
+    let out = project.run_ok(&["ingest", &file]);
+    assert!(out.contains("2 new events"), "{out}");
+    assert!(out.contains("1 rejected"), "{out}");
+
+    let rejects = project.query_csv("SELECT line, field, reason, raw FROM raw.netlog_rejects");
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert!(
+        rejects[0].starts_with("2,startTime,\"startTime: "),
+        "{rejects:?}"
+    );
+    assert!(
+        rejects[0].contains("ahead of the clock here"),
+        "{rejects:?}"
+    );
+    assert!(rejects[0].contains("max_clock_skew_seconds"), "{rejects:?}");
+    assert!(
+        rejects[0].contains(&ahead.to_string()),
+        "the raw line is kept: {rejects:?}"
+    );
+    let newest = project.query_csv("SELECT MAX(startTime) FROM raw.netlog_events");
+    assert!(newest[0].starts_with("2026-01-01T00:00:00"), "{newest:?}");
+}

@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use netsentinel::ingest::follow::{self, FollowConfig, WindowClock};
 use netsentinel::ingest::schema::create_raw_tables;
+use netsentinel::ingest::skew::ClockGuard;
 use netsentinel::ingest::sources;
 use netsentinel::ingest::{self, ReadOptions};
 use netsentinel::metrics::Metrics;
@@ -28,6 +29,7 @@ pub fn ingest_command(global: &GlobalArgs, args: &IngestArgs) -> anyhow::Result<
     let options = ReadOptions {
         format: args.format,
         utc_offset: args.utc_offset,
+        clock_guard: ClockGuard::from_vars(&session.vars),
     };
     let summary = ingest::ingest_files(warehouse.as_mut(), &args.files, &options, args.batch_rows)?;
     write_ingest_summary(&mut std::io::stdout().lock(), &summary, None)?;
@@ -84,6 +86,7 @@ pub fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()
         commit_rows: follow_args.commit_rows,
         commit_interval: follow_args.commit_interval,
         clock,
+        clock_guard: ClockGuard::from_vars(&session.vars),
     };
     let cadences = in_process_runs(session, follow_args)?;
     let mut warehouse = session.open_warehouse()?;
