@@ -284,6 +284,14 @@ fn register_helpers(tera: &mut tera::Tera, ctx: &RenderContext<'_>, incremental:
     tera.register_function("is_incremental", move |_: &HelperArgs| {
         Ok(tera::Value::Bool(incremental))
     });
+    // Tera's own get_env would render an environment variable, often a secret, into compiled
+    // SQL and BigQuery's job history.
+    tera.register_function("get_env", |_: &HelperArgs| {
+        Err(tera::Error::msg(
+            "get_env() is not available in netsentinel templates: it would write the \
+             environment (secrets included) into the SQL; declare a var under `vars:` and use var()",
+        ))
+    });
 }
 
 fn string_arg(args: &HelperArgs, key: &str, helper: &str) -> tera::Result<String> {

@@ -346,6 +346,48 @@ fn a_webhook_outage_leaves_only_its_deliveries_pending_until_the_next_run() {
 }
 
 #[test]
+fn a_webhook_url_s_secret_path_and_query_never_reach_stored_errors_or_logs() {
+    // Nothing listens there: every attempt fails to connect, and reqwest's own message would
+    // name the whole URL.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/services/T0/B0/pathtoken?key=querytoken");
+    let project = project_with_traffic(&webhook_yaml(&url, 0));
+    let output = project
+        .command(&["run", "detect"])
+        .env("TEST_HOOK_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    crate::common::assert_success(&output, &["run", "detect"]);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stored = project.query_csv(
+        "SELECT last_error FROM ops.alert_deliveries WHERE sink = 'webhook' \
+         UNION ALL SELECT error FROM ops.alert_delivery_log WHERE sink = 'webhook'",
+    );
+    assert!(!stored.is_empty());
+    assert!(
+        stored
+            .iter()
+            .all(|error| error.contains(&format!("http://127.0.0.1:{port}/…"))),
+        "errors name the host: {stored:?}"
+    );
+    for secret in ["pathtoken", "querytoken", "s3cret"] {
+        assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+        assert!(
+            stored.iter().all(|error| !error.contains(secret)),
+            "{secret} stored: {stored:?}"
+        );
+    }
+}
+
+#[test]
 fn a_pipeline_with_the_alerts_step_needs_an_alerts_section() {
     let project = TestProject::shipped();
     project.replace_alerts("");

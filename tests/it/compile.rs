@@ -98,3 +98,31 @@ fn generate_is_deterministic_for_a_seed() {
     let text = String::from_utf8(run("5", "jsonl")).unwrap();
     assert_eq!(text.lines().count(), 3000);
 }
+
+#[test]
+fn get_env_is_refused_in_templates_so_no_secret_renders_into_sql() {
+    let project = TestProject::shipped();
+    project.write(
+        "sql/features/leaky.sql",
+        "SELECT '{{ get_env(name=\"NETSENTINEL_TEST_SECRET\") }}' AS token",
+    );
+    let output = project
+        .command(&["compile"])
+        .env("NETSENTINEL_TEST_SECRET", "hunter2")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("leaky.sql"), "{stderr}");
+    assert!(stderr.contains("get_env() is not available"), "{stderr}");
+    let compiled = project
+        .path()
+        .join("target/compiled/local/features/leaky.sql");
+    assert!(
+        !compiled.exists()
+            || !std::fs::read_to_string(&compiled)
+                .unwrap()
+                .contains("hunter2"),
+        "the secret is not written"
+    );
+}

@@ -91,7 +91,8 @@ impl WebhookSink {
         }
         let response = request.send().await.map_err(|e| Failure {
             retryable: e.is_timeout() || e.is_connect() || e.is_request(),
-            message: format!("POST {} failed: {e}", redact(&self.url)),
+            // reqwest's message names the whole URL; the redacted one stands in for it.
+            message: format!("POST {} failed: {}", redact(&self.url), e.without_url()),
         })?;
         let status = response.status();
         if status.is_success() {
@@ -138,17 +139,15 @@ fn backoff(attempt: u32) -> Duration {
     jittered.max(Duration::from_millis(1))
 }
 
-/// URLs may carry tokens in their query; messages show scheme, host and path only.
+/// Webhook URLs carry their secret in the path (Slack, Teams) or the query; stored errors and
+/// logs show scheme, host and port only.
 fn redact(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(parsed) => format!(
-            "{}://{}{}",
+            "{}://{}{}/…",
             parsed.scheme(),
             parsed.host_str().unwrap_or(""),
-            parsed
-                .port()
-                .map(|p| format!(":{p}{}", parsed.path()))
-                .unwrap_or_else(|| parsed.path().to_string())
+            parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
         ),
         Err(_) => "<webhook url>".to_string(),
     }
@@ -176,14 +175,15 @@ mod tests {
     }
 
     #[test]
-    fn urls_in_messages_lose_their_query() {
+    fn urls_in_messages_keep_scheme_host_and_port_only() {
         assert_eq!(
-            redact("https://hooks.example.com/a/b?token=secret"),
-            "https://hooks.example.com/a/b"
+            redact("https://hooks.slack.com/services/T000/B000/XXXXSECRET"),
+            "https://hooks.slack.com/…"
         );
         assert_eq!(
-            redact("http://127.0.0.1:8080/x?k=v"),
-            "http://127.0.0.1:8080/x"
+            redact("http://127.0.0.1:8080/x?token=secret"),
+            "http://127.0.0.1:8080/…"
         );
+        assert_eq!(redact("not a url with a secret"), "<webhook url>");
     }
 }
