@@ -21,6 +21,9 @@ const DEFAULT_SUPPRESS_FOR: Duration = Duration::from_secs(15 * 60);
 const DEFAULT_MAX_PER_RUN: usize = 100;
 /// Features listed in an alert's explanation.
 const DEFAULT_EXPLAIN_TOP: usize = 3;
+/// With detection every few minutes, a sink down for an hour or two still gets its backlog; one
+/// that stays down stops costing every run a round of timeouts.
+const DEFAULT_MAX_ATTEMPTS: u32 = 20;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +42,9 @@ pub struct AlertsConfig {
     pub max_per_run: usize,
     #[serde(default = "default_explain_top")]
     pub explain_top: usize,
+    /// Runs that try a delivery before it is dead-lettered (status `dead`, its last error kept).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
     #[serde(default)]
     pub severity: SeverityBands,
     #[serde(default)]
@@ -63,6 +69,10 @@ fn default_max_per_run() -> usize {
 
 fn default_explain_top() -> usize {
     DEFAULT_EXPLAIN_TOP
+}
+
+fn default_max_attempts() -> u32 {
+    DEFAULT_MAX_ATTEMPTS
 }
 
 impl AlertsConfig {

@@ -81,7 +81,23 @@ pub struct SinkOutcome {
     pub failed: usize,
     /// Deliveries still due after this run (this run's failures and older ones).
     pub pending: i64,
+    /// Deliveries that failed `max_attempts` times and are no longer tried.
+    pub dead: i64,
     pub last_error: Option<String>,
+}
+
+impl SinkOutcome {
+    fn count(&mut self, results: &[sinks::DeliveryResult]) {
+        for result in results {
+            match result {
+                Ok(_) => self.delivered += 1,
+                Err(error) => {
+                    self.failed += 1;
+                    self.last_error = Some(error.clone());
+                }
+            }
+        }
+    }
 }
 
 impl AlertsOutcome {
@@ -104,6 +120,12 @@ impl AlertsOutcome {
                 "sink {}: {} delivered, {} failed, {} pending",
                 sink.sink, sink.delivered, sink.failed, sink.pending
             );
+            if sink.dead > 0 {
+                line.push_str(&format!(
+                    ", {} dead-lettered (status 'dead' in ops.alert_deliveries)",
+                    sink.dead
+                ));
+            }
             if let Some(error) = &sink.last_error {
                 line.push_str(&format!(" (last error: {error})"));
             }
@@ -323,6 +345,7 @@ impl AlertStep<'_> {
                 delivered: 0,
                 failed: 0,
                 pending: 0,
+                dead: 0,
                 last_error: None,
             };
             if !pending.is_empty() {
@@ -332,10 +355,21 @@ impl AlertStep<'_> {
                         Ok(sink) => runtime.block_on(sink.deliver(&outgoing(batch))),
                         Err(error) => vec![Err(error.clone()); batch.len()],
                     };
-                    record_batch(warehouse, outbox, &name, batch, &results, &mut outcome)?;
+                    let attempts: Vec<(&str, &sinks::DeliveryResult)> = batch
+                        .iter()
+                        .map(|p| p.alert_id.as_str())
+                        .zip(&results)
+                        .collect();
+                    outbox.record_attempts(
+                        warehouse,
+                        &name,
+                        &attempts,
+                        self.config.max_attempts,
+                    )?;
+                    outcome.count(&results);
                 }
             }
-            outcome.pending = outbox.count_undelivered(warehouse, &name)?;
+            (outcome.pending, outcome.dead) = outbox.count_undelivered(warehouse, &name)?;
             if outcome.failed > 0 {
                 tracing::warn!(sink = %name, failed = outcome.failed, pending = outcome.pending, error = outcome.last_error.as_deref().unwrap_or(""), "alert deliveries failed; they stay pending for the next run");
             } else {
@@ -357,32 +391,6 @@ fn outgoing(batch: &[PendingDelivery]) -> Vec<Outgoing> {
             body: p.body.clone(),
         })
         .collect()
-}
-
-fn record_batch(
-    warehouse: &mut dyn Warehouse,
-    outbox: &Outbox<'_>,
-    sink: &str,
-    batch: &[PendingDelivery],
-    results: &[sinks::DeliveryResult],
-    outcome: &mut SinkOutcome,
-) -> Result<(), EngineError> {
-    let attempts: Vec<(&str, &sinks::DeliveryResult)> = batch
-        .iter()
-        .map(|p| p.alert_id.as_str())
-        .zip(results)
-        .collect();
-    outbox.record_attempts(warehouse, sink, &attempts)?;
-    for result in results {
-        match result {
-            Ok(_) => outcome.delivered += 1,
-            Err(error) => {
-                outcome.failed += 1;
-                outcome.last_error = Some(error.clone());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The champion's centroids and feature spreads, read with ML.CENTROIDS and ML.FEATURE_INFO

@@ -238,7 +238,7 @@ impl<'a> Outbox<'a> {
         let result = warehouse.query(&format!(
             "SELECT queued.alert_id, alerted.severity, alerted.subscriber, alerted.payload\n\
              FROM {deliveries} AS queued JOIN {outbox} AS alerted ON alerted.alert_id = queued.alert_id\n\
-             WHERE queued.sink = {sink} AND queued.status <> 'delivered'\n\
+             WHERE queued.sink = {sink} AND queued.status NOT IN ('delivered', 'dead')\n\
              ORDER BY alerted.created_at, alerted.window_start, queued.alert_id",
             deliveries = self.deliveries,
             outbox = self.outbox,
@@ -268,13 +268,15 @@ impl<'a> Outbox<'a> {
     }
 
     /// Records one batch of attempts: each goes to the attempt log, then one set-based UPDATE
-    /// moves the batch's deliveries to `delivered` (with time and message id) or `failed`
-    /// (with the error; still due, so a later run retries it).
+    /// moves the batch's deliveries to `delivered` (with time and message id), `failed` (with
+    /// the error; still due, so a later run retries it) or, at the `max_attempts`-th failure,
+    /// `dead` (never tried again until someone resets it).
     pub fn record_attempts(
         &self,
         warehouse: &mut dyn Warehouse,
         sink: &str,
         attempts: &[(&str, &Result<Option<String>, String>)],
+        max_attempts: u32,
     ) -> Result<(), EngineError> {
         let attempt_id = format!("att_{}", uuid::Uuid::now_v7().simple());
         let now = Cell::Timestamp(Utc::now());
@@ -302,7 +304,9 @@ impl<'a> Outbox<'a> {
             .collect();
         warehouse.append_rows(&delivery_log(), &rows)?;
         warehouse.execute_script(&format!(
-            "UPDATE {deliveries} AS queued SET status = attempt.outcome, attempts = queued.attempts + 1, \
+            "UPDATE {deliveries} AS queued SET \
+             status = IF(attempt.outcome = 'failed' AND queued.attempts + 1 >= {max_attempts}, 'dead', attempt.outcome), \
+             attempts = queued.attempts + 1, \
              message_id = attempt.message_id, last_error = attempt.error, \
              delivered_at = IF(attempt.outcome = 'delivered', attempt.attempted_at, queued.delivered_at), \
              updated_at = attempt.attempted_at\n\
@@ -315,18 +319,26 @@ impl<'a> Outbox<'a> {
         Ok(())
     }
 
-    /// Deliveries of `sink` still due, after this run's attempts.
+    /// Deliveries of `sink` still due after this run's attempts, and those dead-lettered.
     pub fn count_undelivered(
         &self,
         warehouse: &mut dyn Warehouse,
         sink: &str,
-    ) -> Result<i64, EngineError> {
+    ) -> Result<(i64, i64), EngineError> {
         let result = warehouse.query(&format!(
-            "SELECT COUNT(*) FROM {} WHERE sink = {} AND status <> 'delivered'",
+            "SELECT COUNTIF(status NOT IN ('delivered', 'dead')), COUNTIF(status = 'dead') FROM {} WHERE sink = {}",
             self.deliveries,
             quote_string(sink)
         ))?;
-        Ok(result.scalar().and_then(Cell::as_i64).unwrap_or(0))
+        let count = |i: usize| {
+            result
+                .rows
+                .first()
+                .and_then(|row| row.get(i))
+                .and_then(Cell::as_i64)
+                .unwrap_or(0)
+        };
+        Ok((count(0), count(1)))
     }
 }
 

@@ -388,6 +388,55 @@ fn a_webhook_url_s_secret_path_and_query_never_reach_stored_errors_or_logs() {
 }
 
 #[test]
+fn a_sink_down_for_good_is_dead_lettered_after_max_attempts_and_no_longer_tried() {
+    let hook = Arc::new(Mutex::new(Hook {
+        failures: vec![StatusCode::INTERNAL_SERVER_ERROR; 100_000],
+        ..Hook::default()
+    }));
+    let url = serve(hook.clone());
+    let project = project_with_traffic(&webhook_yaml(&url, 0).replace(
+        "max_per_run: 10000\n",
+        "max_per_run: 10000\n  max_attempts: 2\n",
+    ));
+    let anomalies = {
+        detect_with_secret(&project);
+        scalar(
+            &project,
+            "SELECT COUNT(*) FROM inferenced.netlog_anomalies WHERE is_anomaly",
+        )
+    };
+    assert!(anomalies > 0);
+    let dead = "SELECT COUNT(*) FROM ops.alert_deliveries WHERE sink = 'webhook' AND status = 'dead' AND attempts = 2 AND last_error LIKE '%500%'";
+    assert_eq!(scalar(&project, dead), 0, "one failure is not enough");
+
+    let out = detect_with_secret(&project);
+    assert_eq!(scalar(&project, dead), anomalies);
+    assert!(
+        out.contains(&format!("0 pending, {anomalies} dead-lettered")),
+        "the run says so:\n{out}"
+    );
+
+    hook.lock().unwrap().received.clear();
+    let out = detect_with_secret(&project);
+    assert!(
+        hook.lock().unwrap().received.is_empty(),
+        "dead deliveries are not tried again"
+    );
+    assert!(
+        out.contains("sink webhook: 0 delivered, 0 failed, 0 pending"),
+        "{out}"
+    );
+    assert_eq!(
+        scalar(
+            &project,
+            "SELECT COUNT(*) FROM ops.alert_deliveries WHERE sink = 'file' AND status = 'delivered'"
+        ),
+        anomalies,
+        "the other sink is untouched"
+    );
+}
+
+#[test]
 fn a_pipeline_with_the_alerts_step_needs_an_alerts_section() {
     let project = TestProject::shipped();
     project.replace_alerts("");
