@@ -83,9 +83,7 @@ pub fn table_defs() -> [TableDef; 3] {
 
 /// Creates the state tables if missing.
 pub fn create_tables(warehouse: &mut dyn Warehouse) -> Result<(), EngineError> {
-    table_defs()
-        .iter()
-        .try_for_each(|def| warehouse.create_table(def))
+    warehouse.create_tables(&table_defs())
 }
 
 /// Registers the model a model step just built, in the same script (so in the same transaction

@@ -139,9 +139,7 @@ impl<'a> Outbox<'a> {
     }
 
     pub fn ensure_tables(&self, warehouse: &mut dyn Warehouse) -> Result<(), EngineError> {
-        table_defs()
-            .iter()
-            .try_for_each(|def| warehouse.create_table(def))
+        warehouse.create_tables(&table_defs())
     }
 
     /// The anomalous rows of `scored` that have no outbox row yet, oldest window first.

@@ -235,6 +235,7 @@ impl Pending {
         self.since.get_or_insert_with(Instant::now);
         let receipt_index = self.receipts.len();
         let mut outcome = ReceiptOutcome::default();
+        let received_at = Utc::now();
         for (offset, line) in receipt.body.lines().enumerate() {
             let line = line.trim_end_matches('\r');
             if line.trim().is_empty() {
@@ -251,7 +252,7 @@ impl Pending {
                 raw: line.to_string(),
             };
             let admitted = parse::parse_json_line(line)
-                .and_then(|event| config.clock_guard.admit(event, Utc::now()));
+                .and_then(|event| config.clock_guard.admit(event, received_at));
             let event = match admitted {
                 Ok(event) => event,
                 Err(rejection) => {

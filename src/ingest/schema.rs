@@ -68,6 +68,19 @@ pub fn rejects_def() -> TableDef {
 /// writes the project's tables needs first.
 pub fn create_raw_tables(warehouse: &mut dyn Warehouse) -> Result<(), EngineError> {
     warehouse.ensure_datasets()?;
-    warehouse.create_table(&events_def())?;
-    warehouse.create_table(&rejects_def())
+    warehouse.create_tables(&[events_def(), rejects_def()])
+}
+
+#[cfg(test)]
+mod tests {
+    use netsentinel_core::event::EVENT_FIELDS;
+
+    use super::*;
+
+    #[test]
+    fn event_columns_hold_the_event_fields_in_their_order_after_the_id() {
+        let names: Vec<&str> = EVENT_COLUMNS.iter().map(|c| c.name).collect();
+        assert_eq!(names[0], "event_id");
+        assert_eq!(names[1..=EVENT_FIELDS.len()], EVENT_FIELDS);
+    }
 }

@@ -516,7 +516,16 @@ fn check_pipelines(
 ) -> Result<(), ProjectError> {
     for (pipeline, spec) in &config.pipelines {
         for step in &spec.steps {
-            if step == BuiltinStep::Alerts.name() && config.alerts.is_none() {
+            let missing_section = match BuiltinStep::parse(step) {
+                Some(BuiltinStep::Alerts) if config.alerts.is_none() => {
+                    Some("`alerts:` section saying where alerts go")
+                }
+                Some(BuiltinStep::Drift) if config.drift.is_none() => {
+                    Some("`drift:` section with its policy")
+                }
+                _ => None,
+            };
+            if let Some(section) = missing_section {
                 return Err(ProjectError::Layout {
                     file: format!(
                         "{}:{}",
@@ -524,21 +533,7 @@ fn check_pipelines(
                         config::locate(config_text, step).0
                     ),
                     message: format!(
-                        "pipeline `{pipeline}` runs the `{}` step, but there is no `alerts:` section saying where alerts go",
-                        BuiltinStep::Alerts.name()
-                    ),
-                });
-            }
-            if step == BuiltinStep::Drift.name() && config.drift.is_none() {
-                return Err(ProjectError::Layout {
-                    file: format!(
-                        "{}:{}",
-                        config::CONFIG_FILE,
-                        config::locate(config_text, step).0
-                    ),
-                    message: format!(
-                        "pipeline `{pipeline}` runs the `{}` step, but there is no `drift:` section with its policy",
-                        BuiltinStep::Drift.name()
+                        "pipeline `{pipeline}` runs the `{step}` step, but there is no {section}"
                     ),
                 });
             }

@@ -203,6 +203,14 @@ fn serve(hook: Arc<Mutex<Hook>>) -> String {
 
 /// `run detect` with the webhook's signing secret in the environment; checks that the secret
 /// appears nowhere in what netsentinel prints.
+/// A receiver that answers every request with 500.
+fn failing_hook() -> Arc<Mutex<Hook>> {
+    Arc::new(Mutex::new(Hook {
+        failures: vec![StatusCode::INTERNAL_SERVER_ERROR; 100_000],
+        ..Hook::default()
+    }))
+}
+
 fn detect_with_secret(project: &TestProject) -> String {
     let output = project
         .command(&["run", "detect"])
@@ -280,10 +288,7 @@ fn webhook_retries_a_server_error_and_signs_every_request() {
 
 #[test]
 fn a_webhook_outage_leaves_only_its_deliveries_pending_until_the_next_run() {
-    let hook = Arc::new(Mutex::new(Hook {
-        failures: vec![StatusCode::INTERNAL_SERVER_ERROR; 100_000],
-        ..Hook::default()
-    }));
+    let hook = failing_hook();
     let url = serve(hook.clone());
     let project = project_with_traffic(&webhook_yaml(&url, 0));
     let out = detect_with_secret(&project);
@@ -389,10 +394,7 @@ fn a_webhook_url_s_secret_path_and_query_never_reach_stored_errors_or_logs() {
 
 #[test]
 fn a_sink_down_for_good_is_dead_lettered_after_max_attempts_and_no_longer_tried() {
-    let hook = Arc::new(Mutex::new(Hook {
-        failures: vec![StatusCode::INTERNAL_SERVER_ERROR; 100_000],
-        ..Hook::default()
-    }));
+    let hook = failing_hook();
     let url = serve(hook.clone());
     let project = project_with_traffic(&webhook_yaml(&url, 0).replace(
         "max_per_run: 10000\n",

@@ -212,6 +212,11 @@ pub trait Warehouse: Send {
         self.execute_script(&sql).map(|_| ())
     }
 
+    /// [`Warehouse::create_table`] for each definition, in order.
+    fn create_tables(&mut self, tables: &[TableDef]) -> Result<(), EngineError> {
+        tables.iter().try_for_each(|table| self.create_table(table))
+    }
+
     /// Inserts the rows (values in the definition's column order) whose key is not stored yet;
     /// of rows that share a key, the first. Returns how many were inserted and the rows the
     /// engine refused, with its reason. Engines with transactions insert all or nothing.

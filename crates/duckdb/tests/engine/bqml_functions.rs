@@ -5,21 +5,7 @@
 use netsentinel_core::{Cell, ResultSet, Warehouse};
 use netsentinel_duckdb::DuckDbWarehouse;
 
-fn warehouse() -> DuckDbWarehouse {
-    DuckDbWarehouse::open_in_memory().expect("in-memory warehouse")
-}
-
-/// Two 1-D clusters: {0, 2} (centroid 1, distances 1, 1) and {10, 12, 14, 16} (centroid 13,
-/// distances 3, 1, 1, 3); unstandardized, so every number here can be checked by hand.
-fn train_two_clusters(wh: &mut DuckDbWarehouse) {
-    wh.execute_script(
-        "CREATE TABLE features.points (x FLOAT64, seed BOOL);
-         INSERT INTO features.points (x, seed) VALUES (0.0, TRUE), (2.0, FALSE), (10.0, TRUE), (12.0, FALSE), (14.0, FALSE), (16.0, FALSE);
-         CREATE MODEL models.two OPTIONS(model_type='kmeans', num_clusters=2, kmeans_init_method='CUSTOM',
-           kmeans_init_col='seed', standardize_features=FALSE) AS SELECT x, seed FROM features.points",
-    )
-    .expect("train");
-}
+use crate::{train_two_clusters, warehouse};
 
 fn query(wh: &mut DuckDbWarehouse, sql: &str) -> ResultSet {
     wh.query(sql).unwrap_or_else(|e| panic!("{sql}\n{e}"))
