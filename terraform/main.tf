@@ -119,6 +119,7 @@ locals {
         ["is_anomaly", "BOOL"],
         ["normalized_distance", "FLOAT64"],
         ["centroid_id", "INT64"],
+        ["ingested_through", "TIMESTAMP"],
         ["labels", "STRING"],
         ["log_records", "FLOAT64"],
         ["log_unique_ips", "FLOAT64"],
@@ -138,6 +139,20 @@ locals {
         ["number_of_countries", "INT64"],
         ["model_version", "INT64"],
         ["scored_at", "TIMESTAMP"],
+      ]
+    }
+    "ops.ingest_batches" = {
+      dataset         = "ops"
+      name            = "ingest_batches"
+      description     = "One row per ingested batch: when and which flow starts; incremental steps find new events with it (src/ingest/schema.rs)."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["batch_id", "STRING"],
+        ["ingested_at", "TIMESTAMP"],
+        ["first_start", "TIMESTAMP"],
+        ["last_start", "TIMESTAMP"],
+        ["events", "INT64"],
       ]
     }
     "ops.runs" = {

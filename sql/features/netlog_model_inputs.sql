@@ -1,5 +1,5 @@
 {{ config(materialized='view') }}
--- What the model sees: the window keys, then the features. Counts, bytes and durations are
+-- What the model sees: the window keys and bookkeeping, then the features. Counts, bytes and durations are
 -- heavy-tailed, so they enter log-scaled (LN(1 + x)); on raw values k-means spends its clusters
 -- on the tail and misses the attacks. Training and detection both read this view, so they can
 -- never disagree on a transform.
@@ -8,6 +8,7 @@ SELECT
   dst_subnet,
   window_start,
   window_end,
+  ingested_through,
   labels,
   LN(1 + number_of_records) AS log_records,
   LN(1 + number_of_unique_ips) AS log_unique_ips,

@@ -7,9 +7,25 @@
   }) }}
 -- Traffic per subscriber × destination /22 subnet × window: the seed's twelve features, the
 -- distinct destination ports, and the flag, protocol and geography mix of the window.
--- Incremental: each run recomputes the windows that may still grow (the newest, and those
--- still within the allowed lateness of it) and everything after.
-WITH events AS (
+-- Incremental by ingestion, not by event time: each run recomputes, whole, every window of a
+-- subscriber that gained events since the newest ingestion the table has seen, so a late batch
+-- of any age is featured and a window that grows is replaced. ingested_through, the newest
+-- ingestion in a window, is the scoring step's cue to (re-)score it.
+WITH
+{% if is_incremental() %}
+-- earliest_new_event() is NULL when nothing was ingested, and every comparison with it false.
+-- On BigQuery both bounds are script variables, so only the raw partitions from the earliest
+-- new event on are read.
+touched AS (
+  SELECT DISTINCT
+    subscriberId,
+    TIMESTAMP_SECONDS(DIV(UNIX_SECONDS(startTime), {{ var("window_seconds") }}) * {{ var("window_seconds") }}) AS window_start
+  FROM {{ source("raw", "netlog_events") }}
+  WHERE startTime >= {{ earliest_new_event("ingested_through") }}
+    AND ingested_at > {{ ingested_since("ingested_through") }}
+),
+{% endif %}
+events AS (
   SELECT
     subscriberId,
     NET.IP_TO_STRING(NET.IP_TRUNC(NET.IP_FROM_STRING(dstIP), 22)) AS dst_subnet,
@@ -23,15 +39,16 @@ WITH events AS (
     protocolName,
     geoCountry,
     label,
+    ingested_at,
     TIMESTAMP_DIFF(endTime, startTime, MILLISECOND) / 1000.0 AS duration_seconds
-  FROM {{ source("raw", "netlog_events") }}
+  FROM {{ source("raw", "netlog_events") }} AS event
   {% if is_incremental() %}
-  -- this_max() is NULL while the table is empty; on BigQuery it is a script variable, so only
-  -- the raw partitions from there on are read. The bound is a window start, so every window
-  -- recomputed is recomputed whole.
-  WHERE startTime >= TIMESTAMP_SECONDS(DIV(
-    UNIX_SECONDS(COALESCE({{ this_max("window_start") }}, TIMESTAMP '1970-01-01 00:00:00')) - {{ var("allowed_lateness_seconds") }},
-    {{ var("window_seconds") }}) * {{ var("window_seconds") }})
+  WHERE startTime >= TIMESTAMP_SECONDS(DIV(UNIX_SECONDS({{ earliest_new_event("ingested_through") }}), {{ var("window_seconds") }}) * {{ var("window_seconds") }})
+    AND EXISTS (
+      SELECT 1 FROM touched
+      WHERE touched.subscriberId = event.subscriberId
+        AND touched.window_start = TIMESTAMP_SECONDS(DIV(UNIX_SECONDS(event.startTime), {{ var("window_seconds") }}) * {{ var("window_seconds") }})
+    )
   {% endif %}
 )
 SELECT
@@ -55,6 +72,7 @@ SELECT
   COUNTIF(tcpFlag = 2) / COUNT(*) AS syn_only_share,
   COUNTIF(LOWER(protocolName) = 'udp') / COUNT(*) AS udp_share,
   COUNT(DISTINCT geoCountry) AS number_of_countries,
+  MAX(ingested_at) AS ingested_through,
   -- Ground truth where the source has it (generated or labelled data); never a model feature.
   STRING_AGG(DISTINCT IF(LOWER(label) IN ('normal', 'benign'), NULL, label), ',') AS labels
 FROM events

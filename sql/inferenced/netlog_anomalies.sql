@@ -4,10 +4,12 @@
     'unique': [['subscriberId', 'dst_subnet', 'window_start']],
     'row_condition': 'normalized_distance >= 0'
   }) }}
--- Scores the closed feature windows not scored yet with the current model. A window closes
--- once its end plus the allowed lateness has passed; streaming ingest rejects the events that
--- arrive later. is_anomaly follows ML.DETECT_ANOMALIES: normalized distance above the training
--- distances' (1 - contamination) quantile.
+-- Scores the closed feature windows not scored yet, and re-scores a window that gained events
+-- since it was scored (ingested_through moved), with the current model. A window closes once
+-- its end plus the allowed lateness has passed; a late batch's windows are closed at once.
+-- is_anomaly follows ML.DETECT_ANOMALIES: normalized distance above the training distances'
+-- (1 - contamination) quantile. The alerts step alerts a window once, however often it is
+-- re-scored.
 SELECT
   subscriberId,
   dst_subnet,
@@ -27,16 +29,21 @@ FROM ML.DETECT_ANOMALIES(
     FROM {{ ref("netlog_model_inputs") }} AS candidate
     WHERE TIMESTAMP_ADD(candidate.window_end, INTERVAL {{ var("allowed_lateness_seconds") }} SECOND) <= CURRENT_TIMESTAMP()
     {% if is_incremental() %}
-      -- Windows before the newest scored one are closed and scored already, so only windows
-      -- from there on are candidates, on both sides of the anti-join; on BigQuery that bound
-      -- is a script variable and prunes partitions.
-      AND candidate.window_start >= COALESCE({{ this_max("window_start") }}, TIMESTAMP '1970-01-01 00:00:00')
+      -- Candidates: windows whose events changed since the newest ingestion scored, and
+      -- windows that were still open at the last run; of those, the ones not scored as they
+      -- stand now.
+      AND (
+        candidate.ingested_through > {{ ingested_since("ingested_through") }}
+        OR candidate.window_end > TIMESTAMP_SUB(
+          COALESCE({{ this_max("scored_at") }}, TIMESTAMP '1970-01-01 00:00:00'),
+          INTERVAL {{ var("allowed_lateness_seconds") }} SECOND)
+      )
       AND NOT EXISTS (
         SELECT 1 FROM {{ this }} AS scored
-        WHERE scored.window_start >= COALESCE({{ this_max("window_start") }}, TIMESTAMP '1970-01-01 00:00:00')
-          AND scored.subscriberId = candidate.subscriberId
+        WHERE scored.subscriberId = candidate.subscriberId
           AND scored.dst_subnet = candidate.dst_subnet
           AND scored.window_start = candidate.window_start
+          AND scored.ingested_through >= candidate.ingested_through
       )
     {% endif %}
   )

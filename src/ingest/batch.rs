@@ -7,7 +7,7 @@ use netsentinel_core::event::NetlogEvent;
 use netsentinel_core::{Cell, EngineError, Warehouse};
 
 use super::parse::reject_id;
-use super::schema::{EVENT_COLUMNS, events_def, rejects_def};
+use super::schema::{EVENT_COLUMNS, batch_log_table, events_def, rejects_def};
 
 /// An event ready to store. `event_id` is a hash of the flow's identifying fields, so the same
 /// flow ingested twice, from the same file or another, is stored once.
@@ -44,6 +44,20 @@ impl EventBatch {
     pub fn len(&self) -> usize {
         self.events.len() + self.rejects.len()
     }
+
+    /// The batch's row of `ops.ingest_batches`; none for a batch without events.
+    fn log_row(&self, ingested_at: DateTime<Utc>) -> Option<Vec<Cell>> {
+        let starts = self.events.iter().map(|e| e.event.start_time);
+        let first = starts.clone().min()?;
+        let last = starts.max()?;
+        Some(vec![
+            Cell::Text(uuid::Uuid::now_v7().simple().to_string()),
+            Cell::Timestamp(ingested_at),
+            Cell::Timestamp(first),
+            Cell::Timestamp(last),
+            Cell::Int(self.events.len() as i64),
+        ])
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,12 +92,14 @@ pub enum LoadError {
 impl EventBatch {
     /// Stores the batch idempotently: events and rejects already present (same ids) are not
     /// added again. An event the engine refuses becomes a reject, like a row that failed
-    /// validation.
+    /// validation. The batch is logged before its events are written, so a crash in between
+    /// leaves a log row that points at nothing rather than events no step will find.
     pub fn store(&self, warehouse: &mut dyn Warehouse) -> Result<LoadOutcome, LoadError> {
         let now = Utc::now();
         let mut rejects = self.rejects.clone();
         let mut outcome = LoadOutcome::default();
-        if !self.events.is_empty() {
+        if let Some(logged) = self.log_row(now) {
+            warehouse.append_rows(&batch_log_table(), &[logged])?;
             let rows: Vec<Vec<Cell>> = self.events.iter().map(|e| e.row(now)).collect();
             let inserted = warehouse.insert_new_rows(&events_def(), &rows)?;
             outcome.events_inserted = inserted.inserted;

@@ -1,5 +1,6 @@
-//! The raw tables ingest owns, declared once: `raw.netlog_events` (the event fields plus
-//! provenance) and `raw.netlog_rejects`. Every engine creates them from these definitions.
+//! The tables ingest owns, declared once: `raw.netlog_events` (the event fields plus
+//! provenance), `raw.netlog_rejects`, and `ops.ingest_batches`, the log incremental steps find
+//! new events with. Every engine creates them from these definitions.
 
 use netsentinel_core::{Column, Dataset, EngineError, TableDef, TableRef, Warehouse};
 
@@ -39,12 +40,27 @@ pub const REJECT_COLUMNS: [Column; 7] = [
     Column::timestamp("rejected_at"),
 ];
 
+/// One row per stored batch: when it was stamped and the flow starts it spans. Steps read this
+/// small log to learn which event times gained rows since they last ran, instead of scanning
+/// every event's `ingested_at`.
+pub const BATCH_LOG_COLUMNS: [Column; 5] = [
+    Column::string("batch_id"),
+    Column::timestamp("ingested_at"),
+    Column::timestamp("first_start"),
+    Column::timestamp("last_start"),
+    Column::int64("events"),
+];
+
 pub fn events_table() -> TableRef {
     TableRef::new(Dataset::Raw, "netlog_events").expect("valid name")
 }
 
 pub fn rejects_table() -> TableRef {
     TableRef::new(Dataset::Raw, "netlog_rejects").expect("valid name")
+}
+
+pub fn batch_log_table() -> TableRef {
+    TableRef::new(Dataset::Ops, "ingest_batches").expect("valid name")
 }
 
 /// Events are read by flow start (feature windows) and per subscriber, so those prune scans.
@@ -64,11 +80,16 @@ pub fn rejects_def() -> TableDef {
     TableDef::plain(rejects_table(), &REJECT_COLUMNS, &["reject_id"])
 }
 
-/// Creates the datasets and the raw tables if missing: what every command that reads or
+/// Read by ingestion time, and small: one row per commit.
+pub fn batch_log_def() -> TableDef {
+    TableDef::plain(batch_log_table(), &BATCH_LOG_COLUMNS, &["batch_id"])
+}
+
+/// Creates the datasets and ingest's tables if missing: what every command that reads or
 /// writes the project's tables needs first.
 pub fn create_raw_tables(warehouse: &mut dyn Warehouse) -> Result<(), EngineError> {
     warehouse.ensure_datasets()?;
-    warehouse.create_tables(&[events_def(), rejects_def()])
+    warehouse.create_tables(&[events_def(), rejects_def(), batch_log_def()])
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ const HELPERS: &[(&str, &[&str])] = &[
     ("config", &[]),
     ("is_incremental", &[]),
     ("this_max", &["column"]),
+    ("ingested_since", &["column"]),
+    ("earliest_new_event", &["column"]),
 ];
 
 /// A literal argument of a helper call, as written.

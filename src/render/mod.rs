@@ -1,13 +1,15 @@
 //! Rendering: a step's Tera template becomes the GoogleSQL script that runs on the target, with
-//! `ref()`, `source()`, `var()`, `model()`, `model_version()`, `this`, `this_max()`, `config()`
-//! and `is_incremental()` resolved, and the step's materialization wrapped around it.
+//! `ref()`, `source()`, `var()`, `model()`, `model_version()`, `this`, `this_max()`,
+//! `ingested_since()`, `earliest_new_event()`, `config()` and `is_incremental()` resolved, and
+//! the step's materialization wrapped around it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use netsentinel_core::Naming;
 
 use crate::config::ConfigError;
+use crate::ingest::schema::batch_log_table;
 use crate::project::scan;
 use crate::project::{Materialization, Project, Step};
 use crate::registry::{self, ModelVersions};
@@ -89,16 +91,16 @@ pub fn render_step(
     incremental: bool,
 ) -> Result<RenderedStep, RenderError> {
     let this = ctx.naming.qualify(&ctx.this(step));
-    let watermarks = Watermarks::default();
+    let bounds = Bounds::default();
     let body = render_with(
         ctx,
         &step.file,
         &step.template,
         Some(&this),
         incremental,
-        &watermarks,
+        &bounds,
     )?;
-    let (script, staging) = materialize(ctx, step, &body, incremental, &watermarks.columns())
+    let (script, staging) = materialize(ctx, step, &body, incremental, &bounds.variables())
         .map_err(|message| RenderError::Template {
             file: step.file.clone(),
             message,
@@ -119,14 +121,7 @@ pub fn render_template(
     this: Option<&str>,
     incremental: bool,
 ) -> Result<String, RenderError> {
-    render_with(
-        ctx,
-        file,
-        template,
-        this,
-        incremental,
-        &Watermarks::default(),
-    )
+    render_with(ctx, file, template, this, incremental, &Bounds::default())
 }
 
 fn render_with(
@@ -135,7 +130,7 @@ fn render_with(
     template: &scan::ScannedTemplate,
     this: Option<&str>,
     incremental: bool,
-    watermarks: &Watermarks,
+    bounds: &Bounds,
 ) -> Result<String, RenderError> {
     let template_error = |message: String| RenderError::Template {
         file: file.to_string(),
@@ -146,7 +141,7 @@ fn render_with(
     tera.add_raw_template(file, &template.tera_source)
         .map_err(|e| template_error(tera_message(&e)))?;
     register_helpers(&mut tera, ctx, incremental);
-    register_this_max(&mut tera, ctx.naming, this, incremental, watermarks);
+    register_bounds(&mut tera, ctx.naming, this, incremental, bounds);
     let mut context = tera::Context::new();
     if let Some(this) = this {
         context.insert("this", this);
@@ -158,61 +153,133 @@ fn render_with(
     Ok(rendered.trim().trim_end_matches(';').trim_end().to_string())
 }
 
-/// The columns `this_max()` was asked for while rendering one step.
+/// A bound an incremental step computes from what is already stored before it reads its input.
+/// On BigQuery it becomes a script variable, declared typed by `typed_by` (a query over a
+/// table's columns) and set to `value` before the body runs, so filters on it prune partitions;
+/// elsewhere the helper renders `value` inline.
+#[derive(Debug, Clone, PartialEq)]
+struct ScriptVariable {
+    name: String,
+    typed_by: String,
+    value: String,
+}
+
+/// The script variables a step's bound helpers asked for, in the order they must be set.
 #[derive(Default, Clone)]
-struct Watermarks(Arc<Mutex<BTreeSet<Identifier>>>);
+struct Bounds(Arc<Mutex<Vec<ScriptVariable>>>);
 
-impl Watermarks {
-    fn record(&self, column: Identifier) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(column);
+impl Bounds {
+    fn record(&self, variable: ScriptVariable) {
+        let mut variables = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !variables.iter().any(|v| v.name == variable.name) {
+            variables.push(variable);
+        }
     }
 
-    fn columns(&self) -> Vec<Identifier> {
-        let columns = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        columns.iter().cloned().collect()
+    fn variables(&self) -> Vec<ScriptVariable> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
-fn watermark_variable(column: &Identifier) -> String {
-    format!("__ns_this_max_{column}")
+/// What the bound helpers need to render: the step's table, and where ingest logs its batches.
+struct BoundSql {
+    this: String,
+    ingest_log: String,
+    settle_seconds: u32,
 }
 
-/// `this_max("col")`: the largest `col` already in the step's table, the usual lower bound of an
-/// incremental step's new input. On BigQuery it is a script variable, so filters on it prune.
-fn register_this_max(
+impl BoundSql {
+    /// `this_max("col")`: the largest `col` already in the step's table.
+    fn this_max(&self, column: &Identifier) -> ScriptVariable {
+        let this = &self.this;
+        ScriptVariable {
+            name: format!("__ns_this_max_{column}"),
+            typed_by: format!("SELECT MAX({column}) FROM {this}"),
+            value: format!("SELECT MAX({column}) FROM {this}"),
+        }
+    }
+
+    /// `ingested_since("col")`: the ingestion time from which events are new to the step, its
+    /// newest `col` (an `ingested_at` the step carried over) less the time a commit may take to
+    /// become visible after it was stamped; the epoch while the step's table is empty.
+    fn ingested_since(&self, column: &Identifier) -> ScriptVariable {
+        let this = &self.this;
+        ScriptVariable {
+            name: format!("__ns_ingested_since_{column}"),
+            typed_by: format!("SELECT MAX({column}) FROM {this}"),
+            value: format!(
+                "SELECT TIMESTAMP_SUB(COALESCE(MAX({column}), TIMESTAMP '1970-01-01 00:00:00'), \
+                 INTERVAL {} SECOND) FROM {this}",
+                self.settle_seconds
+            ),
+        }
+    }
+
+    /// `earliest_new_event("col")`: the earliest flow start among the batches ingested since
+    /// `ingested_since("col")`, read from ingest's batch log instead of the events, so finding
+    /// a late batch costs nothing however old it is; NULL when nothing new was ingested.
+    fn earliest_new_event(&self, column: &Identifier, since: &str) -> ScriptVariable {
+        let log = &self.ingest_log;
+        ScriptVariable {
+            name: format!("__ns_earliest_new_event_{column}"),
+            typed_by: format!("SELECT MIN(first_start) FROM {log}"),
+            value: format!("SELECT MIN(first_start) FROM {log} WHERE ingested_at > {since}"),
+        }
+    }
+}
+
+/// `this_max()`, `ingested_since()` and `earliest_new_event()`: the bounds an incremental step
+/// finds its work with. They read the step's own table, so only an incremental run has them.
+fn register_bounds(
     tera: &mut tera::Tera,
     naming: &Naming,
     this: Option<&str>,
     incremental: bool,
-    watermarks: &Watermarks,
+    bounds: &Bounds,
 ) {
-    let this = this.map(str::to_string);
-    let as_variable = naming.prunes_with_script_variables();
-    let watermarks = watermarks.clone();
-    tera.register_function("this_max", move |args: &HelperArgs| {
-        let column = string_arg(args, "column", "this_max")?;
-        let column = Identifier::new(&column).map_err(|e| tera::Error::msg(e.to_string()))?;
-        let this = match (&this, incremental) {
-            (Some(this), true) => this,
-            _ => {
-                return Err(tera::Error::msg(
-                    "this_max() reads the step's own table, which only an incremental run has: \
-                     use it inside {% if is_incremental() %}",
-                ));
-            }
-        };
-        let sql = if as_variable {
-            let variable = watermark_variable(&column);
-            watermarks.record(column);
-            variable
-        } else {
-            format!("(SELECT MAX({column}) FROM {this})")
-        };
-        Ok(tera::Value::String(sql))
+    let sql = this.filter(|_| incremental).map(|this| {
+        Arc::new(BoundSql {
+            this: this.to_string(),
+            ingest_log: naming.qualify(&batch_log_table()),
+            settle_seconds: naming.commit_settle_seconds(),
+        })
     });
+    let as_variable = naming.prunes_with_script_variables();
+    let helper = move |name: &'static str| {
+        let sql = sql.clone();
+        let bounds = bounds.clone();
+        move |args: &HelperArgs| {
+            let column = string_arg(args, "column", name)?;
+            let column = Identifier::new(&column).map_err(|e| tera::Error::msg(e.to_string()))?;
+            let Some(sql) = &sql else {
+                return Err(tera::Error::msg(format!(
+                    "{name}() reads the step's own table, which only an incremental run has: \
+                     use it inside {{% if is_incremental() %}}"
+                )));
+            };
+            let use_variable = |variable: ScriptVariable| {
+                if as_variable {
+                    let name = variable.name.clone();
+                    bounds.record(variable);
+                    name
+                } else {
+                    format!("({})", variable.value)
+                }
+            };
+            let rendered = match name {
+                "this_max" => use_variable(sql.this_max(&column)),
+                "ingested_since" => use_variable(sql.ingested_since(&column)),
+                _ => {
+                    let since = use_variable(sql.ingested_since(&column));
+                    use_variable(sql.earliest_new_event(&column, &since))
+                }
+            };
+            Ok(tera::Value::String(rendered))
+        }
+    };
+    for name in ["this_max", "ingested_since", "earliest_new_event"] {
+        tera.register_function(name, helper(name));
+    }
 }
 
 type HelperArgs = HashMap<String, tera::Value>;
@@ -329,7 +396,7 @@ fn materialize(
     step: &Step,
     body: &str,
     incremental: bool,
-    watermarks: &[Identifier],
+    variables: &[ScriptVariable],
 ) -> Result<(String, Option<String>), String> {
     let this = ctx.naming.qualify(&step.relation);
     let config = &step.config;
@@ -355,7 +422,7 @@ fn materialize(
                 .as_deref()
                 .filter(|_| ctx.naming.prunes_with_script_variables());
             let script =
-                merge_increment(&this, &stage, body, &config.unique_key, pruned, watermarks);
+                merge_increment(&this, &stage, body, &config.unique_key, pruned, variables);
             return Ok((script, Some(stage)));
         }
     };
@@ -375,30 +442,29 @@ fn merge_increment(
     body: &str,
     unique_key: &[Identifier],
     partition: Option<&str>,
-    watermarks: &[Identifier],
+    variables: &[ScriptVariable],
 ) -> String {
-    // Each variable is declared typed from `this` without reading a row (WHERE FALSE prunes
-    // every partition), then set: DECLARE must open the script, and bqemulator evaluates a
-    // DECLARE's subquery default to NULL.
-    let declare = |variable: &str, value: &str| {
-        format!("DECLARE {variable} DEFAULT (SELECT {value} FROM {this} WHERE FALSE)")
+    // Each variable is declared typed without reading a row (WHERE FALSE prunes every
+    // partition), then set: DECLARE must open the script, and bqemulator evaluates a DECLARE's
+    // subquery default to NULL.
+    let declare = |variable: &str, typed_by: &str| {
+        format!("DECLARE {variable} DEFAULT ({typed_by} WHERE FALSE)")
     };
-    let mut script: Vec<String> = watermarks
+    let mut script: Vec<String> = variables
         .iter()
-        .map(|column| declare(&watermark_variable(column), &format!("MAX({column})")))
+        .map(|v| declare(&v.name, &v.typed_by))
         .collect();
     if let Some(partition) = partition {
         script.push(declare(
             PARTITIONS_VARIABLE,
-            &format!("ARRAY_AGG(DISTINCT {partition})"),
+            &format!("SELECT ARRAY_AGG(DISTINCT {partition}) FROM {this}"),
         ));
     }
-    script.extend(watermarks.iter().map(|column| {
-        format!(
-            "SET {} = (SELECT MAX({column}) FROM {this})",
-            watermark_variable(column)
-        )
-    }));
+    script.extend(
+        variables
+            .iter()
+            .map(|v| format!("SET {} = ({})", v.name, v.value)),
+    );
     let matches = unique_key
         .iter()
         .map(|k| format!("s.{k} = t.{k}"))

@@ -14,7 +14,7 @@ use super::assertions::{self, AssertionStatus, StandaloneAssertions};
 use super::compare::{self, ExpectedRow};
 use super::{CaseOutcome, CaseResult};
 use crate::config;
-use crate::ingest::schema::create_raw_tables;
+use crate::ingest::schema::{batch_log_table, create_raw_tables, events_table};
 use crate::project::scan;
 use crate::project::{Materialization, Project, Step};
 use crate::registry::ModelVersions;
@@ -383,6 +383,9 @@ impl UnitTestFile {
                     let rows = self.rows(fixture.rows.as_deref(), fixture.csv.as_deref())?;
                     let types = column_types(fixture.columns.as_ref(), Some(&declared.columns))?;
                     create_table(warehouse, &ctx.naming.qualify(&table), &rows, &types)?;
+                    if table == events_table() {
+                        log_fixture_batches(ctx, warehouse)?;
+                    }
                 }
                 (None, Some(name), None) => {
                     let step = ctx
@@ -525,6 +528,28 @@ fn column_types(
 
 /// `CREATE OR REPLACE TABLE t AS SELECT … UNION ALL SELECT …`, typed by the declared types or
 /// else by the values (an RFC 3339 string is a TIMESTAMP; a column of only NULLs is a STRING).
+/// When a test gives no `ingested_at`, its events were ingested after `this` was built.
+const FIXTURE_INGESTED_AT: &str = "TIMESTAMP '2000-01-01 00:00:00'";
+
+/// Given events count as ingested, as `ingest` would log them: one batch per `ingested_at`, so
+/// an incremental step finds them the way it finds real ones.
+fn log_fixture_batches(
+    ctx: &RenderContext<'_>,
+    warehouse: &mut dyn Warehouse,
+) -> Result<(), String> {
+    let events = ctx.naming.qualify(&events_table());
+    let log = ctx.naming.qualify(&batch_log_table());
+    warehouse
+        .execute_script(&format!(
+            "UPDATE {events} SET ingested_at = {FIXTURE_INGESTED_AT} WHERE ingested_at IS NULL;\n\
+             INSERT INTO {log} (batch_id, ingested_at, first_start, last_start, events)\n\
+             SELECT CONCAT('fixture_', CAST(UNIX_SECONDS(ingested_at) AS STRING)), ingested_at, MIN(startTime), MAX(startTime), COUNT(*)\n\
+             FROM {events} GROUP BY ingested_at"
+        ))
+        .map(|_| ())
+        .map_err(show_engine)
+}
+
 fn create_table(
     warehouse: &mut dyn Warehouse,
     table: &str,

@@ -23,9 +23,9 @@ fn compile_writes_each_step_for_local_and_bigquery() {
     let incremental = local("features/netlog_windows.incremental.sql");
     assert!(
         incremental.contains(
-            "UNIX_SECONDS(COALESCE((SELECT MAX(window_start) FROM features.netlog_windows), TIMESTAMP '1970-01-01 00:00:00')) - 5"
+            "ingested_at > (SELECT TIMESTAMP_SUB(COALESCE(MAX(ingested_through), TIMESTAMP '1970-01-01 00:00:00'), INTERVAL 0 SECOND) FROM features.netlog_windows)"
         ),
-        "this_max() is a subquery locally and the lateness var a literal: {incremental}"
+        "ingested_since() is a subquery locally, with no settle time: {incremental}"
     );
     assert!(
         incremental.contains("DELETE FROM features.netlog_windows AS t WHERE EXISTS"),

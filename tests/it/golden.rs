@@ -71,9 +71,13 @@ fn shipped_project_renders_for_bigquery_as_golden() {
         std::fs::read_to_string(compiled.join("features/netlog_windows.incremental.sql")).unwrap();
     assert!(
         windows.starts_with(
-            "DECLARE __ns_this_max_window_start DEFAULT (SELECT MAX(window_start) FROM `acme-netlog.netlog_features.netlog_windows` WHERE FALSE);"
+            "DECLARE __ns_ingested_since_ingested_through DEFAULT (SELECT MAX(ingested_through) FROM `acme-netlog.netlog_features.netlog_windows` WHERE FALSE);"
         ),
         "{windows}"
+    );
+    assert!(
+        windows.contains("WHERE startTime >= TIMESTAMP_SECONDS(DIV(UNIX_SECONDS(__ns_earliest_new_event_ingested_through), 60) * 60)"),
+        "raw partitions are bounded by a script variable: {windows}"
     );
 }
 

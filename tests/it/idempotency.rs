@@ -10,9 +10,9 @@ fn snapshot(project: &TestProject) -> Vec<Vec<String>> {
     [
         "SELECT * EXCEPT (ingested_at) FROM raw.netlog_events ORDER BY event_id",
         "SELECT * EXCEPT (rejected_at) FROM raw.netlog_rejects ORDER BY reject_id",
-        "SELECT * FROM features.netlog_windows ORDER BY subscriberId, dst_subnet, window_start",
+        "SELECT * EXCEPT (ingested_through) FROM features.netlog_windows ORDER BY subscriberId, dst_subnet, window_start",
         "SELECT centroid_id, dimension, value FROM models.__model_centroids ORDER BY ALL",
-        "SELECT * EXCEPT (scored_at) FROM inferenced.netlog_anomalies ORDER BY subscriberId, dst_subnet, window_start",
+        "SELECT * EXCEPT (scored_at, ingested_through) FROM inferenced.netlog_anomalies ORDER BY subscriberId, dst_subnet, window_start",
         "SELECT model_name, version, status FROM ops.model_registry ORDER BY ALL",
         "SELECT * EXCEPT (measured_at) FROM ops.drift_metrics ORDER BY metric",
     ]

@@ -36,4 +36,15 @@ impl Naming {
     pub fn prunes_with_script_variables(&self) -> bool {
         matches!(self, Naming::BigQuery { .. })
     }
+
+    /// How long after ingest stamps a batch its rows may still be invisible to a query, so a
+    /// step reading "ingested since" its high-water mark looks back this far. DuckDB commits
+    /// one writer's batch at once; a BigQuery batch lands through a staged DML job that can
+    /// commit minutes after the stamp, and two ingesters can commit out of order.
+    pub fn commit_settle_seconds(&self) -> u32 {
+        match self {
+            Naming::Local => 0,
+            Naming::BigQuery { .. } => 600,
+        }
+    }
 }

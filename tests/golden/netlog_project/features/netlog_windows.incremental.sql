@@ -1,12 +1,30 @@
-DECLARE __ns_this_max_window_start DEFAULT (SELECT MAX(window_start) FROM `acme-netlog.netlog_features.netlog_windows` WHERE FALSE);
+DECLARE __ns_ingested_since_ingested_through DEFAULT (SELECT MAX(ingested_through) FROM `acme-netlog.netlog_features.netlog_windows` WHERE FALSE);
+DECLARE __ns_earliest_new_event_ingested_through DEFAULT (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE FALSE);
 DECLARE __ns_partitions DEFAULT (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_features.netlog_windows` WHERE FALSE);
-SET __ns_this_max_window_start = (SELECT MAX(window_start) FROM `acme-netlog.netlog_features.netlog_windows`);
+SET __ns_ingested_since_ingested_through = (SELECT TIMESTAMP_SUB(COALESCE(MAX(ingested_through), TIMESTAMP '1970-01-01 00:00:00'), INTERVAL 600 SECOND) FROM `acme-netlog.netlog_features.netlog_windows`);
+SET __ns_earliest_new_event_ingested_through = (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE ingested_at > __ns_ingested_since_ingested_through);
 CREATE OR REPLACE TABLE `acme-netlog.netlog_features.netlog_windows__ns_stage` AS
 -- Traffic per subscriber × destination /22 subnet × window: the seed's twelve features, the
 -- distinct destination ports, and the flag, protocol and geography mix of the window.
--- Incremental: each run recomputes the windows that may still grow (the newest, and those
--- still within the allowed lateness of it) and everything after.
-WITH events AS (
+-- Incremental by ingestion, not by event time: each run recomputes, whole, every window of a
+-- subscriber that gained events since the newest ingestion the table has seen, so a late batch
+-- of any age is featured and a window that grows is replaced. ingested_through, the newest
+-- ingestion in a window, is the scoring step's cue to (re-)score it.
+WITH
+
+-- earliest_new_event() is NULL when nothing was ingested, and every comparison with it false.
+-- On BigQuery both bounds are script variables, so only the raw partitions from the earliest
+-- new event on are read.
+touched AS (
+  SELECT DISTINCT
+    subscriberId,
+    TIMESTAMP_SECONDS(DIV(UNIX_SECONDS(startTime), 60) * 60) AS window_start
+  FROM `acme-netlog.netlog_raw.netlog_events`
+  WHERE startTime >= __ns_earliest_new_event_ingested_through
+    AND ingested_at > __ns_ingested_since_ingested_through
+),
+
+events AS (
   SELECT
     subscriberId,
     NET.IP_TO_STRING(NET.IP_TRUNC(NET.IP_FROM_STRING(dstIP), 22)) AS dst_subnet,
@@ -20,15 +38,16 @@ WITH events AS (
     protocolName,
     geoCountry,
     label,
+    ingested_at,
     TIMESTAMP_DIFF(endTime, startTime, MILLISECOND) / 1000.0 AS duration_seconds
-  FROM `acme-netlog.netlog_raw.netlog_events`
+  FROM `acme-netlog.netlog_raw.netlog_events` AS event
   
-  -- this_max() is NULL while the table is empty; on BigQuery it is a script variable, so only
-  -- the raw partitions from there on are read. The bound is a window start, so every window
-  -- recomputed is recomputed whole.
-  WHERE startTime >= TIMESTAMP_SECONDS(DIV(
-    UNIX_SECONDS(COALESCE(__ns_this_max_window_start, TIMESTAMP '1970-01-01 00:00:00')) - 5,
-    60) * 60)
+  WHERE startTime >= TIMESTAMP_SECONDS(DIV(UNIX_SECONDS(__ns_earliest_new_event_ingested_through), 60) * 60)
+    AND EXISTS (
+      SELECT 1 FROM touched
+      WHERE touched.subscriberId = event.subscriberId
+        AND touched.window_start = TIMESTAMP_SECONDS(DIV(UNIX_SECONDS(event.startTime), 60) * 60)
+    )
   
 )
 SELECT
@@ -52,6 +71,7 @@ SELECT
   COUNTIF(tcpFlag = 2) / COUNT(*) AS syn_only_share,
   COUNTIF(LOWER(protocolName) = 'udp') / COUNT(*) AS udp_share,
   COUNT(DISTINCT geoCountry) AS number_of_countries,
+  MAX(ingested_at) AS ingested_through,
   -- Ground truth where the source has it (generated or labelled data); never a model feature.
   STRING_AGG(DISTINCT IF(LOWER(label) IN ('normal', 'benign'), NULL, label), ',') AS labels
 FROM events

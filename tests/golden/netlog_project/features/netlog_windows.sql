@@ -3,9 +3,13 @@ PARTITION BY DATE(window_start)
 CLUSTER BY subscriberId, dst_subnet AS
 -- Traffic per subscriber × destination /22 subnet × window: the seed's twelve features, the
 -- distinct destination ports, and the flag, protocol and geography mix of the window.
--- Incremental: each run recomputes the windows that may still grow (the newest, and those
--- still within the allowed lateness of it) and everything after.
-WITH events AS (
+-- Incremental by ingestion, not by event time: each run recomputes, whole, every window of a
+-- subscriber that gained events since the newest ingestion the table has seen, so a late batch
+-- of any age is featured and a window that grows is replaced. ingested_through, the newest
+-- ingestion in a window, is the scoring step's cue to (re-)score it.
+WITH
+
+events AS (
   SELECT
     subscriberId,
     NET.IP_TO_STRING(NET.IP_TRUNC(NET.IP_FROM_STRING(dstIP), 22)) AS dst_subnet,
@@ -19,8 +23,9 @@ WITH events AS (
     protocolName,
     geoCountry,
     label,
+    ingested_at,
     TIMESTAMP_DIFF(endTime, startTime, MILLISECOND) / 1000.0 AS duration_seconds
-  FROM `acme-netlog.netlog_raw.netlog_events`
+  FROM `acme-netlog.netlog_raw.netlog_events` AS event
   
 )
 SELECT
@@ -44,6 +49,7 @@ SELECT
   COUNTIF(tcpFlag = 2) / COUNT(*) AS syn_only_share,
   COUNTIF(LOWER(protocolName) = 'udp') / COUNT(*) AS udp_share,
   COUNT(DISTINCT geoCountry) AS number_of_countries,
+  MAX(ingested_at) AS ingested_through,
   -- Ground truth where the source has it (generated or labelled data); never a model feature.
   STRING_AGG(DISTINCT IF(LOWER(label) IN ('normal', 'benign'), NULL, label), ',') AS labels
 FROM events

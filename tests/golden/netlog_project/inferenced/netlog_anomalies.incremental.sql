@@ -1,11 +1,15 @@
-DECLARE __ns_this_max_window_start DEFAULT (SELECT MAX(window_start) FROM `acme-netlog.netlog_inferenced.netlog_anomalies` WHERE FALSE);
+DECLARE __ns_ingested_since_ingested_through DEFAULT (SELECT MAX(ingested_through) FROM `acme-netlog.netlog_inferenced.netlog_anomalies` WHERE FALSE);
+DECLARE __ns_this_max_scored_at DEFAULT (SELECT MAX(scored_at) FROM `acme-netlog.netlog_inferenced.netlog_anomalies` WHERE FALSE);
 DECLARE __ns_partitions DEFAULT (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_inferenced.netlog_anomalies` WHERE FALSE);
-SET __ns_this_max_window_start = (SELECT MAX(window_start) FROM `acme-netlog.netlog_inferenced.netlog_anomalies`);
+SET __ns_ingested_since_ingested_through = (SELECT TIMESTAMP_SUB(COALESCE(MAX(ingested_through), TIMESTAMP '1970-01-01 00:00:00'), INTERVAL 600 SECOND) FROM `acme-netlog.netlog_inferenced.netlog_anomalies`);
+SET __ns_this_max_scored_at = (SELECT MAX(scored_at) FROM `acme-netlog.netlog_inferenced.netlog_anomalies`);
 CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage` AS
--- Scores the closed feature windows not scored yet with the current model. A window closes
--- once its end plus the allowed lateness has passed; streaming ingest rejects the events that
--- arrive later. is_anomaly follows ML.DETECT_ANOMALIES: normalized distance above the training
--- distances' (1 - contamination) quantile.
+-- Scores the closed feature windows not scored yet, and re-scores a window that gained events
+-- since it was scored (ingested_through moved), with the current model. A window closes once
+-- its end plus the allowed lateness has passed; a late batch's windows are closed at once.
+-- is_anomaly follows ML.DETECT_ANOMALIES: normalized distance above the training distances'
+-- (1 - contamination) quantile. The alerts step alerts a window once, however often it is
+-- re-scored.
 SELECT
   subscriberId,
   dst_subnet,
@@ -25,16 +29,21 @@ FROM ML.DETECT_ANOMALIES(
     FROM `acme-netlog.netlog_features.netlog_model_inputs` AS candidate
     WHERE TIMESTAMP_ADD(candidate.window_end, INTERVAL 5 SECOND) <= CURRENT_TIMESTAMP()
     
-      -- Windows before the newest scored one are closed and scored already, so only windows
-      -- from there on are candidates, on both sides of the anti-join; on BigQuery that bound
-      -- is a script variable and prunes partitions.
-      AND candidate.window_start >= COALESCE(__ns_this_max_window_start, TIMESTAMP '1970-01-01 00:00:00')
+      -- Candidates: windows whose events changed since the newest ingestion scored, and
+      -- windows that were still open at the last run; of those, the ones not scored as they
+      -- stand now.
+      AND (
+        candidate.ingested_through > __ns_ingested_since_ingested_through
+        OR candidate.window_end > TIMESTAMP_SUB(
+          COALESCE(__ns_this_max_scored_at, TIMESTAMP '1970-01-01 00:00:00'),
+          INTERVAL 5 SECOND)
+      )
       AND NOT EXISTS (
         SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_anomalies` AS scored
-        WHERE scored.window_start >= COALESCE(__ns_this_max_window_start, TIMESTAMP '1970-01-01 00:00:00')
-          AND scored.subscriberId = candidate.subscriberId
+        WHERE scored.subscriberId = candidate.subscriberId
           AND scored.dst_subnet = candidate.dst_subnet
           AND scored.window_start = candidate.window_start
+          AND scored.ingested_through >= candidate.ingested_through
       )
     
   )

@@ -1,10 +1,12 @@
 CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_anomalies`
 PARTITION BY DATE(window_start)
 CLUSTER BY subscriberId, dst_subnet AS
--- Scores the closed feature windows not scored yet with the current model. A window closes
--- once its end plus the allowed lateness has passed; streaming ingest rejects the events that
--- arrive later. is_anomaly follows ML.DETECT_ANOMALIES: normalized distance above the training
--- distances' (1 - contamination) quantile.
+-- Scores the closed feature windows not scored yet, and re-scores a window that gained events
+-- since it was scored (ingested_through moved), with the current model. A window closes once
+-- its end plus the allowed lateness has passed; a late batch's windows are closed at once.
+-- is_anomaly follows ML.DETECT_ANOMALIES: normalized distance above the training distances'
+-- (1 - contamination) quantile. The alerts step alerts a window once, however often it is
+-- re-scored.
 SELECT
   subscriberId,
   dst_subnet,
