@@ -138,6 +138,9 @@ pub struct Origin<'a> {
 pub struct Alert {
     pub alert_id: String,
     pub severity: Severity,
+    /// Normalized distance over its model's anomaly threshold: how far past normal the window
+    /// is, comparable across model versions; the per-run cap keeps the largest.
+    pub excess: f64,
     pub window: ScoredWindow,
     pub body: Value,
 }
@@ -200,6 +203,7 @@ impl Alert {
         Alert {
             alert_id,
             severity,
+            excess: ratio,
             window,
             body,
         }

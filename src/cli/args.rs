@@ -165,6 +165,25 @@ pub struct GeneratorArgs {
     /// used before, in subnets of its usual pool it did not use.
     #[arg(long, requires = "drift_at")]
     pub drift_destinations: Option<f64>,
+    /// Subscribers that are busy servers: hundreds of inbound flows a minute and large
+    /// transfers, all day. Normal traffic, heavy for its host.
+    #[arg(long, default_value_t = 0)]
+    pub busy_servers: u32,
+    /// Subscribers that upload a bulk backup at the same minute of every hour. Normal traffic.
+    #[arg(long, default_value_t = 0)]
+    pub backup_hosts: u32,
+    /// Subscribers with a command-and-control beacon: one small connection every 30–120 s,
+    /// jittered, to a destination nobody else uses, for the whole span (label `beaconing`).
+    #[arg(long, default_value_t = 0)]
+    pub beacons: u32,
+    /// Subscribers running a slow port scan: one SYN to a new port every few tens of seconds
+    /// for about an hour (label `slow_scan`).
+    #[arg(long, default_value_t = 0)]
+    pub slow_scans: u32,
+    /// A network's mix of hosts: 3 % busy servers, 5 % backup hosts, 2 % beacons, 1 % slow
+    /// scans (at least one each); the four counts above override it.
+    #[arg(long)]
+    pub realistic: bool,
 }
 
 impl GeneratorArgs {
@@ -189,7 +208,23 @@ impl GeneratorArgs {
                 volume: self.drift_volume.unwrap_or(1.0),
                 new_destinations: self.drift_destinations.unwrap_or(0.0),
             }),
+            ..defaults
         };
+        let mut config = if self.realistic {
+            config.with_realistic_mix()
+        } else {
+            config
+        };
+        for (count, field) in [
+            (self.busy_servers, &mut config.busy_servers),
+            (self.backup_hosts, &mut config.backup_hosts),
+            (self.beacons, &mut config.beacons),
+            (self.slow_scans, &mut config.slow_scans),
+        ] {
+            if count > 0 {
+                *field = count;
+            }
+        }
         config.validate()?;
         Ok(config)
     }

@@ -3,12 +3,13 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Offset, Utc};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use xxhash_rust::xxh3::Xxh3;
 
 use netsentinel_core::event::NetlogEvent;
+use netsentinel_core::{from_epoch_number, parse_event_time};
 
 /// A scalar as it arrived: JSON values keep their type, CSV cells arrive as text.
 #[derive(Debug, Clone, PartialEq)]
@@ -290,41 +291,18 @@ fn coordinate(field: &'static str, value: Scalar, limit: f64) -> Result<f64, Rej
     }
 }
 
-/// Epoch numbers at or above this are milliseconds: as seconds they would be past year 5000,
-/// as milliseconds they are after March 1973.
-const EPOCH_MILLIS_THRESHOLD: f64 = 1e11;
-
-/// RFC 3339 text, or epoch seconds / milliseconds as a number or numeric text.
+/// A timestamp as exports write them (see [`parse_event_time`]): RFC 3339 or a space-separated
+/// date-time with a zone (`Z`, `+00:00`, ` UTC`), a zone-less one read as UTC, or epoch seconds
+/// or milliseconds as a number or numeric text.
 pub(crate) fn timestamp(field: &'static str, value: Scalar) -> Result<DateTime<Utc>, Rejection> {
-    let epoch = match value {
-        Scalar::Int(v) => v as f64,
-        Scalar::UInt(v) => v as f64,
-        Scalar::Float(v) => v,
-        Scalar::Text(s) => {
-            let s = s.trim();
-            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Ok(t.with_timezone(&Utc));
-            }
-            s.parse::<f64>().map_err(|_| {
-                Rejection::field(
-                    field,
-                    format!("`{s}` is neither RFC 3339 (2026-01-01T00:00:00Z) nor epoch seconds/milliseconds"),
-                )
-            })?
-        }
+    let parsed = match value {
+        Scalar::Int(v) => from_epoch_number(v as f64),
+        Scalar::UInt(v) => from_epoch_number(v as f64),
+        Scalar::Float(v) => from_epoch_number(v),
+        Scalar::Text(s) => parse_event_time(&s, Utc.fix()),
         Scalar::Bool(_) => return Err(Rejection::field(field, "expected a timestamp")),
     };
-    let micros = if epoch.abs() >= EPOCH_MILLIS_THRESHOLD {
-        epoch * 1e3
-    } else {
-        epoch * 1e6
-    };
-    if !micros.is_finite() || micros.abs() > 2.5e17 {
-        return Err(Rejection::field(field, format!("{epoch} is out of range")));
-    }
-    Utc.timestamp_micros(micros.round() as i64)
-        .single()
-        .ok_or_else(|| Rejection::field(field, format!("{epoch} is out of range")))
+    parsed.map_err(|e| Rejection::field(field, e.to_string()))
 }
 
 /// The id that makes re-ingest idempotent: a hash of the fields that identify a flow
@@ -384,9 +362,13 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_accept_rfc3339_seconds_and_milliseconds() {
+    fn timestamps_accept_the_shapes_exports_write() {
         for (text, expected) in [
             ("\"2026-01-01T00:00:01.250Z\"", 1_767_225_601_250_000i64),
+            ("\"2026-01-01T00:00:01.250+00:00\"", 1_767_225_601_250_000),
+            ("\"2026-01-01 00:00:01.250 UTC\"", 1_767_225_601_250_000),
+            ("\"2026-01-01 01:00:01.25+01:00\"", 1_767_225_601_250_000),
+            ("\"2026-01-01 00:00:01.25\"", 1_767_225_601_250_000),
             ("1767225601.25", 1_767_225_601_250_000),
             ("1767225601250", 1_767_225_601_250_000),
             ("\"1767225601250\"", 1_767_225_601_250_000),
@@ -394,6 +376,15 @@ mod tests {
             let t = timestamp("startTime", serde_json::from_str(text).unwrap()).unwrap();
             assert_eq!(t.timestamp_micros(), expected, "{text}");
         }
+        let rejection =
+            timestamp("startTime", Scalar::Text("2026-01-01 00:00:01 CET".into())).unwrap_err();
+        assert!(
+            rejection
+                .reason
+                .starts_with("startTime: `2026-01-01 00:00:01 CET`"),
+            "names the field and the value: {}",
+            rejection.reason
+        );
     }
 
     #[test]
@@ -425,7 +416,7 @@ mod tests {
             ),
             (
                 GOOD.replace("1570276560", "\"yesterday\""),
-                "startTime: `yesterday` is neither",
+                "startTime: `yesterday` is not a timestamp: expected RFC 3339",
             ),
             ("{not json".to_string(), "malformed JSON"),
         ];

@@ -53,7 +53,7 @@ fn a_cicflowmeter_file_ingests_with_its_labels_kept() {
     assert_eq!(rejects.len(), 3, "{rejects:?}");
     assert_eq!(rejects[0], "7,Flow_Duration,Flow_Duration: -1 is negative");
     assert!(
-        rejects[1].starts_with("8,Timestamp,Timestamp: `5th July 2017` is not"),
+        rejects[1].starts_with("8,Timestamp,\"Timestamp: `5th July 2017` is not a timestamp"),
         "{rejects:?}"
     );
     assert_eq!(rejects[2], "9,,\"has 6 fields, the header has 23\"");
@@ -124,7 +124,7 @@ fn zeek_conn_logs_in_tsv_and_json_are_detected_and_mapped() {
         "conn.log,14,srcPort,srcPort: 99999 is outside 0..=65535"
     );
     assert!(
-        rejects[3].starts_with("conn.log,15,ts,ts: `yesterday` is neither"),
+        rejects[3].starts_with("conn.log,15,ts,\"ts: `yesterday` is not a timestamp"),
         "{rejects:?}"
     );
 }

@@ -4,12 +4,13 @@
 //! mapped columns are read: the rate columns' "Infinity"/"NaN" never reject a row. The mapping is
 //! documented in README.md ("CICFlowMeter CSV").
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, TimeDelta, Utc};
 
 use super::{TCP, protocol_name, tcp_flags};
 use crate::ingest::CsvLayout;
 use crate::ingest::parse::{self, Rejection, Scalar, WireEvent};
 use netsentinel_core::event::NetlogEvent;
+use netsentinel_core::parse_event_time;
 
 /// A column the mapping reads: its name as the CICDDoS/CSE-CIC-IDS2018 underscore headers spell
 /// it (used in errors and rejects), and its normalized spellings across CIC releases.
@@ -132,17 +133,6 @@ const FLAG_COUNTS: [(Column, u16); 8] = [
         },
         tcp_flags::CWR,
     ),
-];
-
-/// Timestamp layouts seen in CIC files: CICFlowMeter's own `dd/MM/yyyy hh:mm:ss a`, the
-/// CSE-CIC-IDS2018 24-hour form, CIC-IDS2017's minute-resolution cells, and ISO-like dates.
-const TIME_FORMATS: [&str; 6] = [
-    "%d/%m/%Y %H:%M:%S",
-    "%d/%m/%Y %I:%M:%S %p",
-    "%d/%m/%Y %H:%M",
-    "%d/%m/%Y %I:%M %p",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M:%S%.f",
 ];
 
 /// `Src IP` / ` Source IP` / `Src_IP` all become `src_ip`.
@@ -280,22 +270,12 @@ impl CsvLayout for CicColumns {
 }
 
 impl CicColumns {
+    /// CICFlowMeter's `dd/MM/yyyy hh:mm:ss a`, CSE-CIC-IDS2018's 24-hour form, CIC-IDS2017's
+    /// minute-resolution cells and exports ending in ` UTC`; a zone-less time is in
+    /// `--utc-offset`.
     fn start_time(&self, text: &str) -> Result<DateTime<Utc>, Rejection> {
-        let naive = TIME_FORMATS
-            .iter()
-            .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-            .ok_or_else(|| {
-                Rejection::field(
-                    TIMESTAMP.name,
-                    format!(
-                        "`{text}` is not dd/mm/YYYY HH:MM[:SS][ AM|PM] nor YYYY-mm-dd HH:MM:SS"
-                    ),
-                )
-            })?;
-        naive
-            .checked_sub_offset(self.utc_offset)
-            .map(|utc| utc.and_utc())
-            .ok_or_else(|| Rejection::field(TIMESTAMP.name, format!("`{text}` is out of range")))
+        parse_event_time(text, self.utc_offset)
+            .map_err(|e| Rejection::field(TIMESTAMP.name, e.to_string()))
     }
 }
 
@@ -394,6 +374,11 @@ mod tests {
             ("3/7/2017 8:55", "2017-07-03T08:55:00+00:00"),
             ("2018-02-20 08:28:14.250", "2018-02-20T08:28:14.250+00:00"),
             ("2018-02-20 08:28:14", "2018-02-20T08:28:14+00:00"),
+            // CICFlowMeter-V4 exports as distributed with some data sets.
+            (
+                "2018-12-01 13:32:12.000744 UTC",
+                "2018-12-01T13:32:12.000744+00:00",
+            ),
         ] {
             assert_eq!(columns.start_time(text).unwrap().to_rfc3339(), expected);
         }
@@ -412,6 +397,14 @@ mod tests {
                 .to_rfc3339(),
             "2017-07-03T20:47:53+00:00",
             "local capture time (ADT) to UTC"
+        );
+        assert_eq!(
+            ids2017
+                .start_time("2018-12-01 13:32:12.000744 UTC")
+                .unwrap()
+                .to_rfc3339(),
+            "2018-12-01T13:32:12.000744+00:00",
+            "a time that names its zone ignores --utc-offset"
         );
     }
 
