@@ -141,6 +141,51 @@ locals {
         ["scored_at", "TIMESTAMP"],
       ]
     }
+    "inferenced.netlog_beacons" = {
+      dataset         = "inferenced"
+      name            = "netlog_beacons"
+      description     = "Beaconing per subscriber and destination, one row per pair (sql/inferenced/netlog_beacons.sql)."
+      partition_field = null
+      clustering      = ["subscriberId"]
+      columns = [
+        ["subscriberId", "STRING"],
+        ["destination", "STRING"],
+        ["first_seen", "TIMESTAMP"],
+        ["last_seen", "TIMESTAMP"],
+        ["connections", "INT64"],
+        ["median_gap_seconds", "FLOAT64"],
+        ["timing_regularity", "FLOAT64"],
+        ["size_regularity", "FLOAT64"],
+        ["span_coverage", "FLOAT64"],
+        ["peers", "INT64"],
+        ["score", "FLOAT64"],
+        ["is_finding", "BOOL"],
+        ["evidence", "STRING"],
+        ["ingested_through", "TIMESTAMP"],
+      ]
+    }
+    "inferenced.netlog_slow_scans" = {
+      dataset         = "inferenced"
+      name            = "netlog_slow_scans"
+      description     = "Slow port scans per subscriber and destination, one row per pair (sql/inferenced/netlog_slow_scans.sql)."
+      partition_field = null
+      clustering      = ["subscriberId"]
+      columns = [
+        ["subscriberId", "STRING"],
+        ["destination", "STRING"],
+        ["first_seen", "TIMESTAMP"],
+        ["last_seen", "TIMESTAMP"],
+        ["connections", "INT64"],
+        ["distinct_ports", "INT64"],
+        ["max_ports_per_minute", "INT64"],
+        ["syn_only_share", "FLOAT64"],
+        ["peers", "INT64"],
+        ["score", "FLOAT64"],
+        ["is_finding", "BOOL"],
+        ["evidence", "STRING"],
+        ["ingested_through", "TIMESTAMP"],
+      ]
+    }
     "ops.ingest_batches" = {
       dataset         = "ops"
       name            = "ingest_batches"

@@ -34,6 +34,10 @@ pub struct AlertsConfig {
     /// The model the scores came from; its centroids explain each alert.
     #[serde(default = "default_model")]
     pub model: Identifier,
+    /// Detector steps whose rows are findings (`subscriberId`, `destination`, `first_seen`,
+    /// `last_seen`, `score`, `is_finding`, `evidence`): each incident becomes one alert.
+    #[serde(default)]
+    pub findings: Vec<Identifier>,
     /// Per-entity suppression window (`15m`, `1h`); `0s` sends every alert.
     #[serde(default = "default_suppress_for", deserialize_with = "human_duration")]
     pub suppress_for: Duration,

@@ -137,6 +137,8 @@ pub struct Origin<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     pub alert_id: String,
+    /// `anomaly` for a scored window, else the detector table the finding came from.
+    pub kind: String,
     pub severity: Severity,
     /// Normalized distance over its model's anomaly threshold: how far past normal the window
     /// is, comparable across model versions; the per-run cap keeps the largest.
@@ -202,8 +204,77 @@ impl Alert {
         });
         Alert {
             alert_id,
+            kind: "anomaly".into(),
             severity,
             excess: ratio,
+            window,
+            body,
+        }
+    }
+}
+
+/// A detector's finding: a subscriber and a destination over a span, with the evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub subscriber: String,
+    pub destination: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// The detector's score, 0..1.
+    pub score: f64,
+    pub evidence: String,
+}
+
+/// The detector score that ranks with an anomaly at the critical band's boundary.
+const CRITICAL_FINDING_SCORE: f64 = 0.9;
+
+impl Alert {
+    /// One alert per finding; a finding scoring 0.9 ranks and grades with an anomaly at the
+    /// critical band's boundary, so the per-run cap weighs both kinds on one scale.
+    pub fn from_finding(
+        kind: &str,
+        finding: Finding,
+        bands: &SeverityBands,
+        origin: &Origin<'_>,
+    ) -> Self {
+        let excess = bands.critical * finding.score / CRITICAL_FINDING_SCORE;
+        let severity = Severity::from_ratio(excess, bands);
+        let key = format!(
+            "{kind}|{}|{}|{}",
+            finding.subscriber,
+            finding.destination,
+            finding.first_seen.timestamp_micros()
+        );
+        let alert_id = format!("al_{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()));
+        let body = json!({
+            "alert_id": alert_id,
+            "kind": kind,
+            "severity": severity.as_str(),
+            "subscriber": finding.subscriber,
+            "destination": finding.destination,
+            "first_seen": timestamp(finding.first_seen),
+            "last_seen": timestamp(finding.last_seen),
+            "score": finding.score,
+            "explanation": { "summary": finding.evidence },
+            "pipeline": origin.pipeline,
+            "target": origin.target,
+            "run_id": origin.run_id,
+        });
+        let window = ScoredWindow {
+            model_version: 0,
+            subscriber: finding.subscriber,
+            subnet: finding.destination,
+            window_start: finding.first_seen,
+            window_end: Some(finding.last_seen),
+            normalized_distance: finding.score,
+            centroid_id: 0,
+            features: Vec::new(),
+        };
+        Alert {
+            alert_id,
+            kind: kind.to_string(),
+            severity,
+            excess,
             window,
             body,
         }

@@ -24,7 +24,7 @@ use netsentinel_core::relation::TableRef;
 use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
 
 use self::config::AlertsConfig;
-use self::message::{Alert, ModelProfile, Origin, ScoredWindow};
+use self::message::{Alert, Finding, ModelProfile, Origin, ScoredWindow};
 use self::outbox::{Outbox, PendingDelivery, StagedAlert, StagedSummary};
 use self::sinks::{Outgoing, SinkContext};
 
@@ -62,11 +62,46 @@ const REQUIRED_COLUMNS: [&str; 7] = [
     "model_version",
 ];
 
+/// What a detector table's rows must hold for the alerts step to read its findings.
+const FINDING_COLUMNS: [&str; 7] = [
+    "subscriberId",
+    "destination",
+    "first_seen",
+    "last_seen",
+    "score",
+    "is_finding",
+    "evidence",
+];
+
+/// A row of [`Outbox::new_findings_sql`]; None when a value has the wrong type.
+fn finding_from_row(row: &[Cell]) -> Option<Finding> {
+    match row {
+        [
+            Cell::Text(subscriber),
+            Cell::Text(destination),
+            Cell::Timestamp(first_seen),
+            Cell::Timestamp(last_seen),
+            score,
+            Cell::Text(evidence),
+        ] => Some(Finding {
+            subscriber: subscriber.clone(),
+            destination: destination.clone(),
+            first_seen: *first_seen,
+            last_seen: *last_seen,
+            score: score.as_f64()?,
+            evidence: evidence.clone(),
+        }),
+        _ => None,
+    }
+}
+
 /// What the step did, for the run report.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertsOutcome {
     /// New anomalies found this run.
     pub new_anomalies: usize,
+    /// New detector incidents (beacons, slow scans…) found this run.
+    pub new_findings: usize,
     pub sent: usize,
     pub suppressed: usize,
     pub held: usize,
@@ -104,8 +139,9 @@ impl AlertsOutcome {
     /// One line per fact worth reading in a run report.
     pub fn notes(&self) -> Vec<String> {
         let mut notes = vec![format!(
-            "{} new anomalies: {} to send, {} suppressed, {} held by the per-run cap{}",
+            "{} new anomalies and {} detector findings: {} to send, {} suppressed, {} held by the per-run cap{}",
             self.new_anomalies,
+            self.new_findings,
             self.sent,
             self.suppressed,
             self.held,
@@ -191,17 +227,22 @@ impl AlertStep<'_> {
     ) -> Result<AlertsOutcome, AlertsError> {
         let scored = self.scored_relation()?.clone();
         let model = self.model_relation()?.clone();
-        let rows = warehouse.query(&outbox.new_anomalies_sql(&scored))?;
-        if rows.rows.is_empty() {
-            return Ok(AlertsOutcome::default());
-        }
         let origin = Origin {
             pipeline: self.pipeline,
             target: self.target,
             run_id: self.run_id,
             model: model.name.as_str(),
         };
-        let alerts = self.build_alerts(warehouse, &scored, &model, &rows, &origin)?;
+        let rows = warehouse.query(&outbox.new_anomalies_sql(&scored))?;
+        let mut alerts = if rows.rows.is_empty() {
+            Vec::new()
+        } else {
+            self.build_alerts(warehouse, &scored, &model, &rows, &origin)?
+        };
+        alerts.extend(self.finding_alerts(warehouse, outbox, &origin)?);
+        if alerts.is_empty() {
+            return Ok(AlertsOutcome::default());
+        }
         let earliest = alerts
             .iter()
             .map(|a| a.window.window_start)
@@ -234,7 +275,8 @@ impl AlertStep<'_> {
             summary.as_ref(),
         )?;
         let outcome = AlertsOutcome {
-            new_anomalies: staged.len(),
+            new_anomalies: staged.iter().filter(|s| s.alert.kind == "anomaly").count(),
+            new_findings: staged.iter().filter(|s| s.alert.kind != "anomaly").count(),
             sent: count(|d| matches!(d, outbox::Disposition::Send)),
             suppressed: count(|d| matches!(d, outbox::Disposition::Suppressed(_))),
             held,
@@ -249,6 +291,34 @@ impl AlertStep<'_> {
             "alerts staged"
         );
         Ok(outcome)
+    }
+
+    /// The new incidents of every detector table in `alerts.findings`, one alert each.
+    fn finding_alerts(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        outbox: &Outbox<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Vec<Alert>, AlertsError> {
+        let mut alerts = Vec::new();
+        for name in &self.config.findings {
+            let table = self.relation_of("findings", name.as_str(), false)?.clone();
+            let rows = warehouse.query(&outbox.new_findings_sql(&table, name.as_str()))?;
+            for row in &rows.rows {
+                let finding = finding_from_row(row).ok_or_else(|| AlertsError::MissingColumn {
+                    table: warehouse.naming().qualify(&table),
+                    column: "is_finding",
+                    required: FINDING_COLUMNS.join(", "),
+                })?;
+                alerts.push(Alert::from_finding(
+                    name.as_str(),
+                    finding,
+                    &self.config.severity,
+                    origin,
+                ));
+            }
+        }
+        Ok(alerts)
     }
 
     /// Each anomalous row as an alert: severity against its model version's threshold, and an

@@ -156,6 +156,23 @@ impl<'a> Outbox<'a> {
         )
     }
 
+    /// The findings of a detector table with no alert for the same incident yet: an alert of
+    /// this kind for the same subscriber and destination whose span reaches into the finding's.
+    pub fn new_findings_sql(&self, findings: &TableRef, kind: &str) -> String {
+        format!(
+            "SELECT found.subscriberId, found.destination, found.first_seen, found.last_seen, found.score, found.evidence\n\
+             FROM {findings} AS found\n\
+             WHERE found.is_finding\n\
+             AND NOT EXISTS (SELECT 1 FROM {outbox} AS alerted WHERE alerted.kind = {kind} \
+             AND alerted.subscriber = found.subscriberId AND alerted.subnet = found.destination \
+             AND alerted.window_end >= found.first_seen)\n\
+             ORDER BY found.first_seen, found.subscriberId, found.destination",
+            findings = self.naming.qualify(findings),
+            outbox = self.outbox,
+            kind = Cell::Text(kind.to_string()).to_sql_literal(),
+        )
+    }
+
     /// The latest window alerted (sent, not suppressed) per subscriber and subnet since `since`.
     pub fn last_sent(
         &self,
@@ -350,7 +367,7 @@ fn alert_row(
     let window = &alert.window;
     vec![
         Cell::Text(alert.alert_id.clone()),
-        Cell::Text("anomaly".into()),
+        Cell::Text(alert.kind.clone()),
         Cell::Text(staged.disposition.status().into()),
         optional_text(staged.disposition.reason()),
         Cell::Text(run_id.into()),

@@ -450,3 +450,62 @@ fn a_pipeline_with_the_alerts_step_needs_an_alerts_section() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_beacon_and_a_slow_scan_become_one_alert_each_with_their_evidence() {
+    let project = TestProject::shipped();
+    let start = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    let events = project.path().join("network.jsonl").display().to_string();
+    project.run_ok(&[
+        "generate",
+        "--subscribers",
+        "20",
+        "--duration",
+        "90m",
+        "--beacons",
+        "1",
+        "--slow-scans",
+        "1",
+        "--start",
+        &start,
+        "--out",
+        &events,
+    ]);
+    project.run_ok(&["ingest", &events]);
+    project.run_ok(&["run", "train"]);
+    let out = project.run_ok(&["run", "detect"]);
+    assert!(out.contains("2 detector findings"), "{out}");
+
+    let alerted = |kind: &str| {
+        project.query_csv(&format!(
+            "SELECT alerted.subscriber, alerted.subnet, alerted.payload FROM ops.alert_outbox AS alerted \
+             WHERE alerted.kind = '{kind}' AND EXISTS (SELECT 1 FROM raw.netlog_events AS e \
+             WHERE e.subscriberId = alerted.subscriber AND e.dstIP = alerted.subnet AND e.label = '{label}')",
+            label = if kind == "netlog_beacons" { "beaconing" } else { "slow_scan" }
+        ))
+    };
+    let beacons = alerted("netlog_beacons");
+    assert_eq!(
+        beacons.len(),
+        1,
+        "the beacon's own pair alerts: {beacons:?}"
+    );
+    assert!(
+        beacons[0].contains("connections over") && beacons[0].contains("one every"),
+        "{beacons:?}"
+    );
+    let scans = alerted("netlog_slow_scans");
+    assert_eq!(scans.len(), 1, "the scan's own pair alerts: {scans:?}");
+    assert!(scans[0].contains("distinct ports probed"), "{scans:?}");
+    assert_eq!(
+        project.query_csv("SELECT COUNT(*) FROM ops.alert_outbox WHERE kind IN ('netlog_beacons', 'netlog_slow_scans')"),
+        ["2"],
+        "nothing else is a finding"
+    );
+
+    let again = project.run_ok(&["run", "detect"]);
+    assert!(
+        again.contains("0 detector findings"),
+        "an incident alerts once: {again}"
+    );
+}

@@ -1,0 +1,102 @@
+{{ config(materialized='incremental', unique_key=['subscriberId', 'destination'], cluster_by=['subscriberId'],
+  assertions={
+    'not_null': ['subscriberId', 'destination', 'first_seen', 'last_seen', 'score', 'is_finding'],
+    'unique': [['subscriberId', 'destination']],
+    'row_condition': ['distinct_ports >= 1', 'score BETWEEN 0 AND 1', 'syn_only_share BETWEEN 0 AND 1']
+  }) }}
+-- Slow scans: one host probing many ports of another with bare SYNs, a few a minute over an
+-- hour, so no single window holds enough ports to look like a scan. Each subscriber ×
+-- destination pair is judged on its flows in the slow_scan_lookback_minutes before its newest
+-- one: the distinct ports it touched, the share of SYN-only flows (a probe that got no
+-- handshake), and the most ports it touched in any one minute (the rate). The score is the
+-- SYN-only share, scaled by how far past slow_scan_min_ports the ports go (saturating at
+-- twice that), and down when more than rare_destination_peers subscribers talk to the host.
+-- A finding spans at least slow_scan_min_span_minutes: a scan inside one window is the window
+-- model's, and alerting it here too would make two incidents of one.
+-- Incremental: pairs that gained flows since the last run are judged again.
+WITH
+{% if is_incremental() %}
+touched AS (
+  SELECT DISTINCT subscriberId, dstIP
+  FROM {{ source("raw", "netlog_events") }}
+  WHERE startTime >= {{ earliest_new_event("ingested_through") }}
+    AND ingested_at > {{ ingested_since("ingested_through") }}
+),
+{% endif %}
+flows AS (
+  SELECT subscriberId, dstIP AS destination, dstPort, tcpFlag, startTime, ingested_at
+  FROM {{ source("raw", "netlog_events") }} AS event
+  {% if is_incremental() %}
+  WHERE startTime >= TIMESTAMP_SUB({{ earliest_new_event("ingested_through") }}, INTERVAL {{ var("slow_scan_lookback_minutes") }} MINUTE)
+    AND EXISTS (SELECT 1 FROM touched WHERE touched.subscriberId = event.subscriberId AND touched.dstIP = event.dstIP)
+  {% endif %}
+),
+newest AS (
+  SELECT subscriberId, destination, MAX(startTime) AS last_seen
+  FROM flows
+  GROUP BY subscriberId, destination
+),
+recent AS (
+  SELECT flows.*
+  FROM flows
+  JOIN newest USING (subscriberId, destination)
+  WHERE flows.startTime >= TIMESTAMP_SUB(newest.last_seen, INTERVAL {{ var("slow_scan_lookback_minutes") }} MINUTE)
+),
+per_minute AS (
+  SELECT subscriberId, destination, MAX(ports) AS max_ports_per_minute
+  FROM (
+    SELECT subscriberId, destination, TIMESTAMP_TRUNC(startTime, MINUTE) AS minute, COUNT(DISTINCT dstPort) AS ports
+    FROM recent
+    GROUP BY subscriberId, destination, minute
+  )
+  GROUP BY subscriberId, destination
+),
+pairs AS (
+  SELECT
+    subscriberId,
+    destination,
+    COUNT(*) AS connections,
+    COUNT(DISTINCT dstPort) AS distinct_ports,
+    COUNTIF(tcpFlag = 2) / COUNT(*) AS syn_only_share,
+    MIN(startTime) AS first_seen,
+    MAX(startTime) AS last_seen,
+    MAX(ingested_at) AS ingested_through
+  FROM recent
+  GROUP BY subscriberId, destination
+),
+peers AS (
+  SELECT dstIP AS destination, COUNT(DISTINCT subscriberId) AS peers
+  FROM {{ source("raw", "netlog_events") }}
+  WHERE dstIP IN (SELECT destination FROM pairs)
+    AND startTime >= (SELECT TIMESTAMP_SUB(MIN(first_seen), INTERVAL {{ var("slow_scan_lookback_minutes") }} MINUTE) FROM pairs)
+  GROUP BY dstIP
+),
+scored AS (
+  SELECT
+    pairs.*,
+    per_minute.max_ports_per_minute,
+    peers.peers,
+    syn_only_share
+      * LEAST(1.0, distinct_ports / (2.0 * {{ var("slow_scan_min_ports") }}))
+      * LEAST(1.0, {{ var("rare_destination_peers") }} / peers.peers) AS score
+  FROM pairs
+  JOIN per_minute USING (subscriberId, destination)
+  JOIN peers USING (destination)
+)
+SELECT
+  subscriberId,
+  destination,
+  first_seen,
+  last_seen,
+  connections,
+  distinct_ports,
+  max_ports_per_minute,
+  syn_only_share,
+  peers,
+  score,
+  distinct_ports >= {{ var("slow_scan_min_ports") }} AND syn_only_share >= 0.8 AND score >= 0.5
+    AND TIMESTAMP_DIFF(last_seen, first_seen, MINUTE) >= {{ var("slow_scan_min_span_minutes") }} AS is_finding,
+  FORMAT('%d distinct ports probed over %d min, at most %d in a minute, %.0f%% SYN-only, host used by %d subscriber(s)',
+    distinct_ports, DIV(TIMESTAMP_DIFF(last_seen, first_seen, SECOND), 60), max_ports_per_minute, 100 * syn_only_share, peers) AS evidence,
+  ingested_through
+FROM scored
