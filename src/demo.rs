@@ -105,8 +105,8 @@ pub fn run_demo(
             .unwrap_or(0)
     };
     let by_kind = warehouse.query(&format!(
-        "SELECT COALESCE(labels, 'normal') AS injected_kind, COUNT(*) AS windows, COUNTIF(is_anomaly) AS flagged \
-         FROM {anomalies_table} GROUP BY injected_kind ORDER BY injected_kind"
+        "SELECT COALESCE(labels, 'normal') AS injected_kind, COUNT(*) AS windows, COUNTIF(is_anomaly) AS flagged, \
+         COUNTIF(is_alert) AS alerted FROM {anomalies_table} GROUP BY injected_kind ORDER BY injected_kind"
     ))?;
     let top = warehouse.query(&format!(
         "SELECT subscriberId, dst_subnet, window_start, ROUND(normalized_distance, 2) AS normalized_distance, centroid_id, \

@@ -31,6 +31,9 @@ pub struct AlertsConfig {
     /// The scored table: a step name whose rows carry `is_anomaly` (ML.DETECT_ANOMALIES output).
     #[serde(default = "default_from")]
     pub from: Identifier,
+    /// The BOOL column of the scored table that makes a row an alert.
+    #[serde(default = "default_alert_on")]
+    pub alert_on: Identifier,
     /// The model the scores came from; its centroids explain each alert.
     #[serde(default = "default_model")]
     pub model: Identifier,
@@ -57,6 +60,10 @@ pub struct AlertsConfig {
 
 fn default_from() -> Identifier {
     Identifier::new(DEFAULT_FROM).expect("valid identifier")
+}
+
+fn default_alert_on() -> Identifier {
+    Identifier::new("is_anomaly").expect("valid identifier")
 }
 
 fn default_model() -> Identifier {

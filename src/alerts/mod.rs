@@ -233,7 +233,7 @@ impl AlertStep<'_> {
             run_id: self.run_id,
             model: model.name.as_str(),
         };
-        let rows = warehouse.query(&outbox.new_anomalies_sql(&scored))?;
+        let rows = warehouse.query(&outbox.new_anomalies_sql(&scored, &self.config.alert_on))?;
         let mut alerts = if rows.rows.is_empty() {
             Vec::new()
         } else {

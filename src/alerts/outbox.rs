@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::message::{Alert, Severity};
 use netsentinel_core::Naming;
-use netsentinel_core::relation::{Dataset, TableRef};
+use netsentinel_core::relation::{Dataset, Identifier, TableRef};
 use netsentinel_core::sql::quote_string;
 use netsentinel_core::{Cell, Column, EngineError, TableDef, Warehouse};
 
@@ -142,11 +142,12 @@ impl<'a> Outbox<'a> {
         warehouse.create_tables(&table_defs())
     }
 
-    /// The anomalous rows of `scored` that have no outbox row yet, oldest window first.
-    pub fn new_anomalies_sql(&self, scored: &TableRef) -> String {
+    /// The rows of `scored` flagged by `alert_on` that have no outbox row yet, oldest window
+    /// first.
+    pub fn new_anomalies_sql(&self, scored: &TableRef, alert_on: &Identifier) -> String {
         format!(
             "SELECT scored.* FROM {scored} AS scored\n\
-             WHERE scored.is_anomaly\n\
+             WHERE scored.{alert_on}\n\
              AND NOT EXISTS (SELECT 1 FROM {outbox} AS alerted WHERE alerted.kind = 'anomaly' \
              AND alerted.model_version = scored.model_version AND alerted.subscriber = scored.subscriberId \
              AND alerted.subnet = scored.dst_subnet AND alerted.window_start = scored.window_start)\n\

@@ -103,3 +103,73 @@ fn demo_detects_injected_attacks_and_a_rerun_changes_nothing() {
         "the demo's four malformed lines are rejected once"
     );
 }
+
+/// Traffic shaped like a network: busy servers (hundreds of flows a minute, all day) and backup
+/// hosts (a bulk upload every hour) beside light clients and one-minute attacks. Judged against
+/// their own history, the busy servers stay quiet while the attacks alert. (Two hours hold two
+/// uploads per backup host: too few for a baseline of their own, so they alert as a cold start.)
+#[test]
+fn busy_servers_do_not_alert_where_attacks_do() {
+    let project = TestProject::shipped();
+    let start = (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
+    let events = project.path().join("network.jsonl").display().to_string();
+    project.run_ok(&[
+        "generate",
+        "--subscribers",
+        "30",
+        "--duration",
+        "2h",
+        "--busy-servers",
+        "2",
+        "--backup-hosts",
+        "2",
+        "--start",
+        &start,
+        "--out",
+        &events,
+    ]);
+    project.run_ok(&["ingest", &events]);
+    project.run_ok(&["run", "train"]);
+    project.run_ok(&["run", "detect"]);
+
+    let c = counts(
+        &project,
+        "SELECT \
+           COUNTIF(scored.labels IS NULL AND windows.number_of_records >= 100), \
+           COUNTIF(scored.labels IS NULL AND windows.number_of_records >= 100 AND scored.is_anomaly), \
+           COUNTIF(scored.labels IS NULL AND windows.number_of_records >= 100 AND scored.is_alert), \
+           COUNTIF(scored.labels IN ('exfiltration', 'port_scan', 'ddos_fan_in')), \
+           COUNTIF(scored.labels IN ('exfiltration', 'port_scan', 'ddos_fan_in') AND scored.is_alert), \
+           COUNTIF(scored.is_alert), COUNTIF(scored.is_alert AND scored.labels IS NOT NULL) \
+         FROM inferenced.netlog_anomalies AS scored \
+         JOIN features.netlog_windows AS windows USING (subscriberId, dst_subnet, window_start)",
+    );
+    let [
+        busy,
+        busy_flagged,
+        busy_alerted,
+        attacks,
+        attacks_alerted,
+        alerts,
+        true_alerts,
+    ] = c[..]
+    else {
+        unreachable!()
+    };
+    assert!(busy >= 200, "the busy servers are there: {c:?}");
+    assert!(
+        busy_flagged > 0,
+        "the model alone flags busy-server minutes: {c:?}"
+    );
+    assert_eq!(
+        busy_alerted, 0,
+        "busy servers are judged by their own history: {c:?}"
+    );
+    let recall = attacks_alerted as f64 / attacks as f64;
+    let precision = true_alerts as f64 / alerts as f64;
+    assert!(
+        attacks >= 30 && recall >= 0.9,
+        "attack windows alerted {recall:.2}: {c:?}"
+    );
+    assert!(precision >= 0.8, "alert precision {precision:.2}: {c:?}");
+}

@@ -11,6 +11,6 @@ OPTIONS (
   standardize_features = TRUE,
   max_iterations = 50
 ) AS
-SELECT * EXCEPT (subscriberId, dst_subnet, window_start, window_end, ingested_through, labels, holdout)
+SELECT * EXCEPT (subscriberId, dst_subnet, window_start, window_end, ingested_through, labels, baseline_scope, entity_deviation, holdout)
 FROM `acme-netlog.netlog_features.netlog_training_set`
 WHERE NOT holdout;
