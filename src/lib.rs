@@ -15,6 +15,7 @@ pub mod config_values;
 pub mod demo;
 pub mod deploy;
 pub mod drift;
+pub mod eval;
 pub mod ingest;
 pub mod metrics;
 pub mod output;

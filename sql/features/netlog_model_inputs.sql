@@ -4,9 +4,10 @@
 -- durations are heavy-tailed, so they enter log-scaled (LN(1 + x)); on raw values k-means
 -- spends its clusters on the tail and misses the attacks. Training and detection both read
 -- this view, so they can never disagree on a transform.
--- Each window is also judged against its own entity (features/netlog_baselines): dev_<m> is how
--- many spreads the window's log measure lies from the entity's median, and entity_deviation
--- the largest excess. The entity is the subscriber × destination /22 when that pair has
+-- Each window is also judged against its own entity (features/netlog_baselines): deviation_<m>
+-- is how many spreads the window's log measure lies from the entity's median, and
+-- entity_deviation the largest. They are not model features: a baseline moves with the
+-- entity's traffic, and a model trained on yesterday's deviations would misread today's. The entity is the subscriber × destination /22 when that pair has
 -- baseline_min_windows windows, else the subscriber over all its destinations, else none yet
 -- (a new subscriber: deviations 0 for the model, entity_deviation NULL, the model alone judges).
 WITH judged AS (

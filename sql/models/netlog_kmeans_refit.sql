@@ -3,10 +3,7 @@
                    "log_min_tx_bytes", "log_max_tx_bytes", "log_avg_tx_bytes",
                    "log_min_rx_bytes", "log_max_rx_bytes", "log_avg_rx_bytes",
                    "log_min_duration", "log_max_duration", "log_avg_duration",
-                   "syn_only_share", "udp_share", "number_of_countries",
-                   "deviation_number_of_records", "deviation_number_of_unique_ips",
-                   "deviation_number_of_unique_dst_ports", "deviation_max_tx_bytes",
-                   "deviation_max_rx_bytes"] %}
+                   "syn_only_share", "udp_share", "number_of_countries"] %}
 -- The champion refit on the batch ops/drift_metrics measures (the windows it scored in the last
 -- `drift_batch_minutes`, event time): three Lloyd iterations starting from the champion's
 -- centroids (CUSTOM init), so ops/drift_metrics can measure how far each centroid moves when

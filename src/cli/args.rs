@@ -88,6 +88,16 @@ pub enum Command {
     /// List the registered versions of the versioned model (champion, challengers, retired), or
     /// `models promote VERSION` to make one the champion by hand (rollback or roll forward).
     Models(ModelsArgs),
+    /// Detection quality on labelled data: per-kind recall, alert precision, precision@k,
+    /// alerts per hour, the hosts with false alerts, and each detector's findings.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Also write the figures as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -67,5 +67,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schedule(args) => commands::schedule::schedule_command(&cli.global, &args),
         Command::Env(args) => commands::env::env_command(&cli.global, &args),
         Command::Models(args) => commands::models::models_command(&cli.global, &args),
+        Command::Eval(args) => commands::eval::eval_command(&cli.global, &args),
     }
 }

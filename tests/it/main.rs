@@ -9,6 +9,7 @@ mod common;
 mod compile;
 mod docs_links;
 mod drift;
+mod eval;
 mod event_time;
 mod follow;
 mod golden;

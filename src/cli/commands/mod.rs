@@ -4,6 +4,7 @@
 pub mod compile;
 pub mod demo;
 pub mod env;
+pub mod eval;
 pub mod generate;
 pub mod ingest;
 pub mod models;

@@ -11,6 +11,8 @@ OPTIONS (
   standardize_features = TRUE,
   max_iterations = 50
 ) AS
-SELECT * EXCEPT (subscriberId, dst_subnet, window_start, window_end, ingested_through, labels, baseline_scope, entity_deviation, holdout)
+SELECT * EXCEPT (subscriberId, dst_subnet, window_start, window_end, ingested_through, labels, baseline_scope, entity_deviation,
+  deviation_number_of_records, deviation_number_of_unique_ips, deviation_number_of_unique_dst_ports,
+  deviation_max_tx_bytes, deviation_max_rx_bytes, holdout)
 FROM `acme-netlog.netlog_features.netlog_training_set`
 WHERE NOT holdout;

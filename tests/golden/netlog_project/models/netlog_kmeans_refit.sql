@@ -32,11 +32,6 @@ WITH champion_centroids AS (
     MAX(IF(feature = 'syn_only_share', numerical_value, NULL)) AS syn_only_share,
     MAX(IF(feature = 'udp_share', numerical_value, NULL)) AS udp_share,
     MAX(IF(feature = 'number_of_countries', numerical_value, NULL)) AS number_of_countries,
-    MAX(IF(feature = 'deviation_number_of_records', numerical_value, NULL)) AS deviation_number_of_records,
-    MAX(IF(feature = 'deviation_number_of_unique_ips', numerical_value, NULL)) AS deviation_number_of_unique_ips,
-    MAX(IF(feature = 'deviation_number_of_unique_dst_ports', numerical_value, NULL)) AS deviation_number_of_unique_dst_ports,
-    MAX(IF(feature = 'deviation_max_tx_bytes', numerical_value, NULL)) AS deviation_max_tx_bytes,
-    MAX(IF(feature = 'deviation_max_rx_bytes', numerical_value, NULL)) AS deviation_max_rx_bytes,
     TRUE AS is_init
   FROM ML.CENTROIDS(MODEL `acme-netlog.netlog_models.netlog_kmeans_v1`)
   GROUP BY centroid_id
@@ -60,11 +55,6 @@ SELECT
   syn_only_share,
   udp_share,
   number_of_countries,
-  deviation_number_of_records,
-  deviation_number_of_unique_ips,
-  deviation_number_of_unique_dst_ports,
-  deviation_max_tx_bytes,
-  deviation_max_rx_bytes,
   FALSE AS is_init
 FROM `acme-netlog.netlog_inferenced.netlog_anomalies`
 WHERE model_version = 1

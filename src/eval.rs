@@ -1,0 +1,361 @@
+//! Detection quality on labelled data, for an analyst tuning the SQL: of the windows the source
+//! labels as attacks, how many alert; of the alerts, how many are attacks; how the alerts rank;
+//! which hosts raise the false ones; and what each detector table found. Labels are the ones
+//! ingest keeps (`label` of generated events, CICFlowMeter's `Label` column), carried into the
+//! windows' `labels`. It reads what the pipelines stored and changes nothing.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::alerts::outbox;
+use crate::ingest::schema::events_table;
+use crate::project::Project;
+use netsentinel_core::relation::{Identifier, TableRef};
+use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
+
+/// The ranks precision is reported at.
+const PRECISION_AT: [usize; 3] = [10, 50, 100];
+/// Hosts listed as raising the most false alerts.
+const NOISIEST_HOSTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(
+        "pipelines.yaml has no `alerts:` section: eval measures what the alerts step alerts on"
+    )]
+    NoAlerts,
+    #[error("alerts.{key} names `{name}`, but no step under sql/ builds it")]
+    UnknownStep { key: &'static str, name: String },
+    #[error(
+        "{table} holds no labelled window: eval needs labelled data (generated events, or a source with a label column)"
+    )]
+    NoLabels { table: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// The scored table and the column that makes a window an alert.
+    pub scored: String,
+    pub alert_on: String,
+    /// Per label: windows carrying it and how many alerted.
+    pub kinds: Vec<KindRecall>,
+    pub windows: usize,
+    pub attack_windows: usize,
+    pub attack_windows_alerted: usize,
+    pub alerted_windows: usize,
+    /// Alerted windows that carry a label, over all alerted windows.
+    pub alert_precision: Option<f64>,
+    /// Alerted windows ranked by normalized distance: the share of attacks in the top k.
+    pub precision_at: Vec<PrecisionAt>,
+    /// Alerts the outbox holds (sent, not suppressed or held) per hour of scored event time.
+    pub alerts_per_hour: Option<f64>,
+    /// The hosts with the most alerted windows that carry no label.
+    pub false_alerts_by_host: Vec<HostFalseAlerts>,
+    pub detectors: Vec<DetectorQuality>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KindRecall {
+    pub kind: String,
+    pub windows: usize,
+    pub alerted: usize,
+    pub recall: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrecisionAt {
+    pub k: usize,
+    /// Fewer than k when fewer windows alerted.
+    pub ranked: usize,
+    pub precision: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostFalseAlerts {
+    pub subscriber: String,
+    pub false_alerts: usize,
+}
+
+/// A detector table's findings against the labels of the pairs' events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectorQuality {
+    pub detector: String,
+    pub findings: usize,
+    /// Findings whose pair has labelled events.
+    pub true_findings: usize,
+    /// Per label of the pairs the detector judged: pairs carrying it and how many it found.
+    pub labelled_pairs: Vec<PairRecall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairRecall {
+    pub label: String,
+    pub pairs: usize,
+    pub found: usize,
+    pub recall: f64,
+}
+
+/// Measures the project's stored results on `warehouse`.
+pub fn evaluate(project: &Project, warehouse: &mut dyn Warehouse) -> Result<Evaluation, EvalError> {
+    let alerts = project.config.alerts.as_ref().ok_or(EvalError::NoAlerts)?;
+    let scored = step_relation(project, "from", &alerts.from)?;
+    let table = warehouse.naming().qualify(&scored);
+    let flag = &alerts.alert_on;
+    let totals = warehouse.query(&format!(
+        "SELECT COUNT(*), COUNTIF(labels IS NOT NULL), COUNTIF(labels IS NOT NULL AND {flag}), \
+         COUNTIF({flag}), MIN(window_start), MAX(window_end) FROM {table}"
+    ))?;
+    let row = totals.rows.first().cloned().unwrap_or_default();
+    let count = |i: usize| count_at(&row, i);
+    let (windows, attack_windows, attack_windows_alerted, alerted_windows) =
+        (count(0), count(1), count(2), count(3));
+    if attack_windows == 0 {
+        return Err(EvalError::NoLabels { table });
+    }
+    let span_hours = match (row.get(4), row.get(5)) {
+        (Some(Cell::Timestamp(from)), Some(Cell::Timestamp(to))) => hours_between(*from, *to),
+        _ => None,
+    };
+    let kinds = label_counts(&warehouse.query(&format!(
+        "SELECT labels, COUNT(*), COUNTIF({flag}) FROM {table} WHERE labels IS NOT NULL \
+         GROUP BY labels ORDER BY labels"
+    ))?)
+    .into_iter()
+    .map(|(kind, windows, alerted)| KindRecall {
+        recall: ratio(alerted, windows).unwrap_or(0.0),
+        kind,
+        windows,
+        alerted,
+    })
+    .collect();
+    let precision_at = precision_at(warehouse, &table, flag)?;
+    let false_alerts_by_host = warehouse
+        .query(&format!(
+            "SELECT subscriberId, COUNT(*) FROM {table} WHERE {flag} AND labels IS NULL \
+             GROUP BY subscriberId ORDER BY COUNT(*) DESC, subscriberId LIMIT {NOISIEST_HOSTS}"
+        ))?
+        .rows
+        .iter()
+        .filter_map(|row| match row.as_slice() {
+            [Cell::Text(subscriber), count] => Some(HostFalseAlerts {
+                subscriber: subscriber.clone(),
+                false_alerts: count.as_i64()? as usize,
+            }),
+            _ => None,
+        })
+        .collect();
+    let alerts_sent = warehouse
+        .query(&format!(
+            "SELECT COUNT(*) FROM {} WHERE status = 'active' AND kind <> 'summary'",
+            warehouse.naming().qualify(&outbox::outbox())
+        ))
+        .ok()
+        .and_then(|result| result.rows.first()?.first()?.as_i64());
+    let detectors = alerts
+        .findings
+        .iter()
+        .map(|name| detector_quality(project, warehouse, name))
+        .collect::<Result<_, _>>()?;
+    Ok(Evaluation {
+        scored: table,
+        alert_on: flag.to_string(),
+        kinds,
+        windows,
+        attack_windows,
+        attack_windows_alerted,
+        alerted_windows,
+        alert_precision: ratio(attack_windows_alerted, alerted_windows),
+        precision_at,
+        alerts_per_hour: alerts_sent
+            .zip(span_hours)
+            .map(|(sent, hours)| sent as f64 / hours),
+        false_alerts_by_host,
+        detectors,
+    })
+}
+
+fn step_relation(
+    project: &Project,
+    key: &'static str,
+    name: &Identifier,
+) -> Result<TableRef, EvalError> {
+    project
+        .steps
+        .values()
+        .find(|s| s.relation.name == *name)
+        .map(|s| s.relation.clone())
+        .ok_or_else(|| EvalError::UnknownStep {
+            key,
+            name: name.to_string(),
+        })
+}
+
+fn count_at(row: &[Cell], index: usize) -> usize {
+    row.get(index).and_then(Cell::as_i64).unwrap_or(0) as usize
+}
+
+fn hours_between(from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
+    let hours = (to - from).num_milliseconds() as f64 / 3_600_000.0;
+    (hours > 0.0).then_some(hours)
+}
+
+fn ratio(part: usize, whole: usize) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// Rows of (label, total, found).
+fn label_counts(result: &ResultSet) -> Vec<(String, usize, usize)> {
+    result
+        .rows
+        .iter()
+        .filter_map(|row| match row.as_slice() {
+            [Cell::Text(label), total, found] => Some((
+                label.clone(),
+                total.as_i64()? as usize,
+                found.as_i64()? as usize,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn precision_at(
+    warehouse: &mut dyn Warehouse,
+    table: &str,
+    flag: &Identifier,
+) -> Result<Vec<PrecisionAt>, EngineError> {
+    let largest = PRECISION_AT[PRECISION_AT.len() - 1];
+    let ranked = warehouse.query(&format!(
+        "SELECT labels IS NOT NULL FROM {table} WHERE {flag} \
+         ORDER BY normalized_distance DESC, subscriberId, window_start LIMIT {largest}"
+    ))?;
+    let is_attack: Vec<bool> = ranked
+        .rows
+        .iter()
+        .map(|row| matches!(row.first(), Some(Cell::Bool(true))))
+        .collect();
+    Ok(PRECISION_AT
+        .iter()
+        .filter_map(|&k| {
+            let top = &is_attack[..k.min(is_attack.len())];
+            let hits = top.iter().filter(|&&attack| attack).count();
+            ratio(hits, top.len()).map(|precision| PrecisionAt {
+                k,
+                ranked: top.len(),
+                precision,
+            })
+        })
+        .collect())
+}
+
+/// A detector's findings and the labelled pairs it judged, a pair's label being the labels of
+/// its events other than normal/benign.
+fn detector_quality(
+    project: &Project,
+    warehouse: &mut dyn Warehouse,
+    name: &Identifier,
+) -> Result<DetectorQuality, EvalError> {
+    let table = warehouse
+        .naming()
+        .qualify(&step_relation(project, "findings", name)?);
+    let events = warehouse.naming().qualify(&events_table());
+    let labelled = format!(
+        "WITH pair_labels AS (\n\
+           SELECT subscriberId, dstIP AS destination, MIN(label) AS label FROM {events}\n\
+           WHERE LOWER(label) NOT IN ('normal', 'benign') GROUP BY subscriberId, dstIP\n\
+         )\n\
+         SELECT found.is_finding, pair_labels.label FROM {table} AS found\n\
+         LEFT JOIN pair_labels USING (subscriberId, destination)"
+    );
+    let totals = warehouse.query(&format!(
+        "SELECT COUNTIF(is_finding), COUNTIF(is_finding AND label IS NOT NULL) FROM ({labelled})"
+    ))?;
+    let row = totals.rows.first().cloned().unwrap_or_default();
+    let labelled_pairs = label_counts(&warehouse.query(&format!(
+        "SELECT label, COUNT(*), COUNTIF(is_finding) FROM ({labelled}) WHERE label IS NOT NULL \
+         GROUP BY label ORDER BY label"
+    ))?)
+    .into_iter()
+    .map(|(label, pairs, found)| PairRecall {
+        recall: ratio(found, pairs).unwrap_or(0.0),
+        label,
+        pairs,
+        found,
+    })
+    .collect();
+    Ok(DetectorQuality {
+        detector: name.to_string(),
+        findings: count_at(&row, 0),
+        true_findings: count_at(&row, 1),
+        labelled_pairs,
+    })
+}
+
+impl Evaluation {
+    /// The report an analyst reads.
+    pub fn lines(&self) -> Vec<String> {
+        let percent = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.1} %", 100.0 * v));
+        let mut lines = vec![format!(
+            "{} windows in {}, {} labelled as attacks; alerts on `{}`",
+            self.windows, self.scored, self.attack_windows, self.alert_on
+        )];
+        for kind in &self.kinds {
+            lines.push(format!(
+                "  {:<24} {:>6} windows  {:>6} alerted  recall {}",
+                kind.kind,
+                kind.windows,
+                kind.alerted,
+                percent(Some(kind.recall))
+            ));
+        }
+        lines.push(format!(
+            "attack windows alerted: {} of {} ({})",
+            self.attack_windows_alerted,
+            self.attack_windows,
+            percent(ratio(self.attack_windows_alerted, self.attack_windows))
+        ));
+        lines.push(format!(
+            "alert precision: {} ({} alerted windows)",
+            percent(self.alert_precision),
+            self.alerted_windows
+        ));
+        for p in &self.precision_at {
+            lines.push(format!(
+                "precision@{}: {} (of {} ranked by normalized distance)",
+                p.k,
+                percent(Some(p.precision)),
+                p.ranked
+            ));
+        }
+        lines.push(match self.alerts_per_hour {
+            Some(rate) => format!("alerts sent per hour of traffic: {rate:.1}"),
+            None => "alerts sent per hour of traffic: n/a (no alerts step has run)".into(),
+        });
+        if !self.false_alerts_by_host.is_empty() {
+            let hosts: Vec<String> = self
+                .false_alerts_by_host
+                .iter()
+                .map(|h| format!("{} ({})", h.subscriber, h.false_alerts))
+                .collect();
+            lines.push(format!("false alerts by host: {}", hosts.join(", ")));
+        }
+        for detector in &self.detectors {
+            lines.push(format!(
+                "detector {}: {} findings, {} on labelled pairs",
+                detector.detector, detector.findings, detector.true_findings
+            ));
+            for pair in &detector.labelled_pairs {
+                lines.push(format!(
+                    "  {:<24} {:>6} pairs    {:>6} found    recall {}",
+                    pair.label,
+                    pair.pairs,
+                    pair.found,
+                    percent(Some(pair.recall))
+                ));
+            }
+        }
+        lines
+    }
+}
