@@ -134,6 +134,9 @@ pub struct Origin<'a> {
     pub model: &'a str,
 }
 
+/// The kind of an alert raised for a scored window (a finding's kind is its detector table).
+pub const ANOMALY_KIND: &str = "anomaly";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     pub alert_id: String,
@@ -185,7 +188,7 @@ impl Alert {
             .join(", ");
         let body = json!({
             "alert_id": alert_id,
-            "kind": "anomaly",
+            "kind": ANOMALY_KIND,
             "severity": severity.as_str(),
             "subscriber": window.subscriber,
             "subnet": window.subnet,
@@ -204,7 +207,7 @@ impl Alert {
         });
         Alert {
             alert_id,
-            kind: "anomaly".into(),
+            kind: ANOMALY_KIND.into(),
             severity,
             excess: ratio,
             window,

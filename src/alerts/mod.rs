@@ -24,7 +24,7 @@ use netsentinel_core::relation::TableRef;
 use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
 
 use self::config::AlertsConfig;
-use self::message::{Alert, Finding, ModelProfile, Origin, ScoredWindow};
+use self::message::{ANOMALY_KIND, Alert, Finding, ModelProfile, Origin, ScoredWindow};
 use self::outbox::{Outbox, PendingDelivery, StagedAlert, StagedSummary};
 use self::sinks::{Outgoing, SinkContext};
 
@@ -47,6 +47,8 @@ pub enum AlertsError {
         column: &'static str,
         required: String,
     },
+    #[error("{table}: a detector table's findings need {required}")]
+    FindingShape { table: String, required: String },
     #[error("cannot start the runtime for alert delivery: {0}")]
     Runtime(std::io::Error),
 }
@@ -63,15 +65,8 @@ const REQUIRED_COLUMNS: [&str; 7] = [
 ];
 
 /// What a detector table's rows must hold for the alerts step to read its findings.
-const FINDING_COLUMNS: [&str; 7] = [
-    "subscriberId",
-    "destination",
-    "first_seen",
-    "last_seen",
-    "score",
-    "is_finding",
-    "evidence",
-];
+const FINDING_COLUMNS: &str = "subscriberId and destination (STRING), first_seen and last_seen \
+     (TIMESTAMP), score (FLOAT64), is_finding (BOOL) and evidence (STRING)";
 
 /// A row of [`Outbox::new_findings_sql`]; None when a value has the wrong type.
 fn finding_from_row(row: &[Cell]) -> Option<Finding> {
@@ -275,8 +270,14 @@ impl AlertStep<'_> {
             summary.as_ref(),
         )?;
         let outcome = AlertsOutcome {
-            new_anomalies: staged.iter().filter(|s| s.alert.kind == "anomaly").count(),
-            new_findings: staged.iter().filter(|s| s.alert.kind != "anomaly").count(),
+            new_anomalies: staged
+                .iter()
+                .filter(|s| s.alert.kind == ANOMALY_KIND)
+                .count(),
+            new_findings: staged
+                .iter()
+                .filter(|s| s.alert.kind != ANOMALY_KIND)
+                .count(),
             sent: count(|d| matches!(d, outbox::Disposition::Send)),
             suppressed: count(|d| matches!(d, outbox::Disposition::Suppressed(_))),
             held,
@@ -305,10 +306,9 @@ impl AlertStep<'_> {
             let table = self.relation_of("findings", name.as_str(), false)?.clone();
             let rows = warehouse.query(&outbox.new_findings_sql(&table, name.as_str()))?;
             for row in &rows.rows {
-                let finding = finding_from_row(row).ok_or_else(|| AlertsError::MissingColumn {
+                let finding = finding_from_row(row).ok_or_else(|| AlertsError::FindingShape {
                     table: warehouse.naming().qualify(&table),
-                    column: "is_finding",
-                    required: FINDING_COLUMNS.join(", "),
+                    required: FINDING_COLUMNS.to_string(),
                 })?;
                 alerts.push(Alert::from_finding(
                     name.as_str(),

@@ -245,7 +245,8 @@ fn register_bounds(
         })
     });
     let as_variable = naming.prunes_with_script_variables();
-    let helper = move |name: &'static str| {
+    let helper = move |bound: Bound| {
+        let name = bound.name();
         let sql = sql.clone();
         let bounds = bounds.clone();
         move |args: &HelperArgs| {
@@ -266,10 +267,10 @@ fn register_bounds(
                     format!("({})", variable.value)
                 }
             };
-            let rendered = match name {
-                "this_max" => use_variable(sql.this_max(&column)),
-                "ingested_since" => use_variable(sql.ingested_since(&column)),
-                _ => {
+            let rendered = match bound {
+                Bound::ThisMax => use_variable(sql.this_max(&column)),
+                Bound::IngestedSince => use_variable(sql.ingested_since(&column)),
+                Bound::EarliestNewEvent => {
                     let since = use_variable(sql.ingested_since(&column));
                     use_variable(sql.earliest_new_event(&column, &since))
                 }
@@ -277,8 +278,29 @@ fn register_bounds(
             Ok(tera::Value::String(rendered))
         }
     };
-    for name in ["this_max", "ingested_since", "earliest_new_event"] {
-        tera.register_function(name, helper(name));
+    for bound in [
+        Bound::ThisMax,
+        Bound::IngestedSince,
+        Bound::EarliestNewEvent,
+    ] {
+        tera.register_function(bound.name(), helper(bound));
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    ThisMax,
+    IngestedSince,
+    EarliestNewEvent,
+}
+
+impl Bound {
+    fn name(self) -> &'static str {
+        match self {
+            Bound::ThisMax => "this_max",
+            Bound::IngestedSince => "ingested_since",
+            Bound::EarliestNewEvent => "earliest_new_event",
+        }
     }
 }
 
