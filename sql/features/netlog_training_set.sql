@@ -5,11 +5,15 @@
 -- the promotion gate compares a new version with the champion on the holdout rows. Whole
 -- window periods are held out, not random rows: the split needs no hash function (one both
 -- engines compute identically), and a held-out minute shares no window with training.
+-- Windows entity_alert_threshold spreads above their own entity's baseline are left out:
+-- real training data holds attacks, and a burst of alike attack windows would otherwise
+-- become a cluster of its own, that is, normal.
 SELECT
   *,
   MOD(DIV(UNIX_SECONDS(window_start), {{ var("window_seconds") }}), {{ var("holdout_every") }}) = 0 AS holdout
 FROM {{ ref("netlog_model_inputs") }}
-WHERE window_start >= (
+WHERE COALESCE(entity_deviation, 0) < {{ var("entity_alert_threshold") }}
+  AND window_start >= (
   SELECT TIMESTAMP_SUB(MAX(window_start), INTERVAL {{ var("training_lookback_minutes") }} MINUTE)
   FROM {{ ref("netlog_model_inputs") }}
 )

@@ -240,7 +240,10 @@ fn shifted_traffic_retrains_after_exactly_n_breaches_and_the_new_champion_fits_i
         TRAIN_MINUTES + 3 * BATCH_MINUTES,
         TRAIN_MINUTES + 5 * BATCH_MINUTES,
     );
-    assert!(before > 0.2, "v1 flags the shifted traffic: {before}");
+    assert!(
+        before > 0.1,
+        "v1 flags the shifted traffic, ten times the contamination: {before}"
+    );
     assert!(
         after < 0.03,
         "v2's anomaly rate is near the contamination 0.01: {after}"
