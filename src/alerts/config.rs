@@ -24,6 +24,9 @@ const DEFAULT_EXPLAIN_TOP: usize = 3;
 /// With detection every few minutes, a sink down for an hour or two still gets its backlog; one
 /// that stays down stops costing every run a round of timeouts.
 const DEFAULT_MAX_ATTEMPTS: u32 = 20;
+/// Detect runs every few minutes: a sink that hangs must not hold the next windows back longer
+/// than this.
+const DEFAULT_DELIVERY_BUDGET: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +55,12 @@ pub struct AlertsConfig {
     /// Runs that try a delivery before it is dead-lettered (status `dead`, its last error kept).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Wall-clock time a run spends delivering; deliveries not reached stay pending.
+    #[serde(
+        default = "default_delivery_budget",
+        deserialize_with = "human_duration"
+    )]
+    pub delivery_budget: Duration,
     #[serde(default)]
     pub severity: SeverityBands,
     #[serde(default)]
@@ -84,6 +93,10 @@ fn default_explain_top() -> usize {
 
 fn default_max_attempts() -> u32 {
     DEFAULT_MAX_ATTEMPTS
+}
+
+fn default_delivery_budget() -> Duration {
+    DEFAULT_DELIVERY_BUDGET
 }
 
 impl AlertsConfig {

@@ -113,6 +113,8 @@ pub struct SinkOutcome {
     pub pending: i64,
     /// Deliveries that failed `max_attempts` times and are no longer tried.
     pub dead: i64,
+    /// Deliveries left for the next run because the run's delivery budget was spent.
+    pub deferred: usize,
     pub last_error: Option<String>,
 }
 
@@ -151,6 +153,12 @@ impl AlertsOutcome {
                 "sink {}: {} delivered, {} failed, {} pending",
                 sink.sink, sink.delivered, sink.failed, sink.pending
             );
+            if sink.deferred > 0 {
+                line.push_str(&format!(
+                    ", {} deferred to the next run (delivery budget spent)",
+                    sink.deferred
+                ));
+            }
             if sink.dead > 0 {
                 line.push_str(&format!(
                     ", {} dead-lettered (status 'dead' in ops.alert_deliveries)",
@@ -405,6 +413,7 @@ impl AlertStep<'_> {
             pipeline: self.pipeline,
             target: self.target,
         };
+        let deadline = tokio::time::Instant::now() + self.config.delivery_budget;
         let mut outcomes = Vec::with_capacity(sinks.len());
         for config in sinks {
             let name = config.name();
@@ -416,14 +425,23 @@ impl AlertStep<'_> {
                 failed: 0,
                 pending: 0,
                 dead: 0,
+                deferred: 0,
                 last_error: None,
             };
             if !pending.is_empty() {
                 let sink = runtime.block_on(sinks::open(config, &context));
-                for batch in pending.chunks(DELIVERY_BATCH) {
-                    let results = match &sink {
-                        Ok(sink) => runtime.block_on(sink.deliver(&outgoing(batch))),
-                        Err(error) => vec![Err(error.clone()); batch.len()],
+                for (index, batch) in pending.chunks(DELIVERY_BATCH).enumerate() {
+                    let delivered = match &sink {
+                        Ok(sink) => runtime.block_on(async {
+                            tokio::time::timeout_at(deadline, sink.deliver(&outgoing(batch))).await
+                        }),
+                        Err(error) => Ok(vec![Err(error.clone()); batch.len()]),
+                    };
+                    // A batch cut short is not recorded: what it sent goes again next run,
+                    // and receivers deduplicate on the alert id.
+                    let Ok(results) = delivered else {
+                        outcome.deferred = pending.len() - index * DELIVERY_BATCH;
+                        break;
                     };
                     let attempts: Vec<(&str, &sinks::DeliveryResult)> = batch
                         .iter()

@@ -509,3 +509,61 @@ fn a_beacon_and_a_slow_scan_become_one_alert_each_with_their_evidence() {
         "an incident alerts once: {again}"
     );
 }
+
+/// A webhook that accepts connections and never answers: each delivery would wait out the
+/// sink's 30 s timeout. The run's delivery budget cuts it short, leaves the deliveries pending
+/// and says so, and the next windows are not held back.
+#[test]
+fn a_hanging_sink_cannot_hold_a_run_past_its_delivery_budget() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(8) {
+            held.extend(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    });
+    let project = project_with_traffic(
+        &webhook_yaml(&url, 0)
+            .replace("timeout: 5s", "timeout: 30s")
+            .replace(
+                "max_per_run: 10000\n",
+                "max_per_run: 10000\n  delivery_budget: 2s\n",
+            ),
+    );
+    let started = std::time::Instant::now();
+    let out = detect_with_secret(&project);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "the run ended within its budget, not the sink's timeout: {:?}",
+        started.elapsed()
+    );
+    let anomalies = scalar(
+        &project,
+        "SELECT COUNT(*) FROM inferenced.netlog_anomalies WHERE is_anomaly",
+    );
+    assert!(anomalies > 0);
+    assert!(
+        out.contains(&format!(
+            "{anomalies} deferred to the next run (delivery budget spent)"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        scalar(
+            &project,
+            "SELECT COUNT(*) FROM ops.alert_deliveries WHERE sink = 'webhook' AND status = 'pending' AND attempts = 0"
+        ),
+        anomalies,
+        "nothing is lost or counted as an attempt"
+    );
+    assert_eq!(
+        scalar(
+            &project,
+            "SELECT COUNT(*) FROM ops.alert_deliveries WHERE sink = 'file' AND status = 'delivered'"
+        ),
+        anomalies,
+        "the file sink, first in the list, delivered"
+    );
+}
