@@ -7,10 +7,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::alerts::outbox;
+use crate::alerts::{AlertsError, outbox, step_relation};
 use crate::ingest::schema::events_table;
 use crate::project::Project;
-use netsentinel_core::relation::{Identifier, TableRef};
+use netsentinel_core::relation::Identifier;
 use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
 
 /// The ranks precision is reported at.
@@ -26,8 +26,8 @@ pub enum EvalError {
         "pipelines.yaml has no `alerts:` section: eval measures what the alerts step alerts on"
     )]
     NoAlerts,
-    #[error("alerts.{key} names `{name}`, but no step under sql/ builds it")]
-    UnknownStep { key: &'static str, name: String },
+    #[error(transparent)]
+    Alerts(#[from] AlertsError),
     #[error(
         "{table} holds no labelled window: eval needs labelled data (generated events, or a source with a label column)"
     )]
@@ -100,8 +100,10 @@ pub struct PairRecall {
 /// Measures the project's stored results on `warehouse`.
 pub fn evaluate(project: &Project, warehouse: &mut dyn Warehouse) -> Result<Evaluation, EvalError> {
     let alerts = project.config.alerts.as_ref().ok_or(EvalError::NoAlerts)?;
-    let scored = step_relation(project, "from", &alerts.from)?;
-    let table = warehouse.naming().qualify(&scored);
+    let table =
+        warehouse
+            .naming()
+            .qualify(step_relation(project, "from", alerts.from.as_str(), false)?);
     let flag = &alerts.alert_on;
     let totals = warehouse.query(&format!(
         "SELECT COUNT(*), COUNTIF(labels IS NOT NULL), COUNTIF(labels IS NOT NULL AND {flag}), \
@@ -146,13 +148,18 @@ pub fn evaluate(project: &Project, warehouse: &mut dyn Warehouse) -> Result<Eval
             _ => None,
         })
         .collect();
-    let alerts_sent = warehouse
-        .query(&format!(
-            "SELECT COUNT(*) FROM {} WHERE status = 'active' AND kind <> 'summary'",
-            warehouse.naming().qualify(&outbox::outbox())
-        ))
-        .ok()
-        .and_then(|result| result.rows.first()?.first()?.as_i64());
+    let alerts_sent = if warehouse.relation_exists(&outbox::outbox())? {
+        warehouse
+            .query(&format!(
+                "SELECT COUNT(*) FROM {} WHERE status = 'active' AND kind <> 'summary'",
+                warehouse.naming().qualify(&outbox::outbox())
+            ))?
+            .rows
+            .first()
+            .and_then(|row| row.first()?.as_i64())
+    } else {
+        None
+    };
     let detectors = alerts
         .findings
         .iter()
@@ -174,22 +181,6 @@ pub fn evaluate(project: &Project, warehouse: &mut dyn Warehouse) -> Result<Eval
         false_alerts_by_host,
         detectors,
     })
-}
-
-fn step_relation(
-    project: &Project,
-    key: &'static str,
-    name: &Identifier,
-) -> Result<TableRef, EvalError> {
-    project
-        .steps
-        .values()
-        .find(|s| s.relation.name == *name)
-        .map(|s| s.relation.clone())
-        .ok_or_else(|| EvalError::UnknownStep {
-            key,
-            name: name.to_string(),
-        })
 }
 
 fn count_at(row: &[Cell], index: usize) -> usize {
@@ -257,9 +248,10 @@ fn detector_quality(
     warehouse: &mut dyn Warehouse,
     name: &Identifier,
 ) -> Result<DetectorQuality, EvalError> {
-    let table = warehouse
-        .naming()
-        .qualify(&step_relation(project, "findings", name)?);
+    let table =
+        warehouse
+            .naming()
+            .qualify(step_relation(project, "findings", name.as_str(), false)?);
     let events = warehouse.naming().qualify(&events_table());
     let labelled = format!(
         "WITH pair_labels AS (\n\

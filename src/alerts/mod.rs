@@ -90,6 +90,28 @@ fn finding_from_row(row: &[Cell]) -> Option<Finding> {
     }
 }
 
+/// The relation of the step `alerts.{key}` names: a model step's when `model`, else a table's.
+pub fn step_relation<'a>(
+    project: &'a Project,
+    key: &'static str,
+    name: &str,
+    model: bool,
+) -> Result<&'a TableRef, AlertsError> {
+    project
+        .steps
+        .values()
+        .find(|s| {
+            s.relation.name.as_str() == name
+                && (s.config.materialized == Materialization::Model) == model
+        })
+        .map(|s| &s.relation)
+        .ok_or_else(|| AlertsError::UnknownStep {
+            key,
+            name: name.to_string(),
+            what: if model { "a model" } else { "a table" },
+        })
+}
+
 /// What the step did, for the run report.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertsOutcome {
@@ -207,19 +229,7 @@ impl AlertStep<'_> {
         name: &str,
         model: bool,
     ) -> Result<&TableRef, AlertsError> {
-        self.project
-            .steps
-            .values()
-            .find(|s| {
-                s.relation.name.as_str() == name
-                    && (s.config.materialized == Materialization::Model) == model
-            })
-            .map(|s| &s.relation)
-            .ok_or_else(|| AlertsError::UnknownStep {
-                key,
-                name: name.to_string(),
-                what: if model { "a model" } else { "a table" },
-            })
+        step_relation(self.project, key, name, model)
     }
 
     /// Finds anomalies not yet in the outbox, decides which go out, and writes them all down.
