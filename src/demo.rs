@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::eval::{self, EvalError, Evaluation, truth::Truth};
 use crate::ingest::{self, IngestError, IngestSummary};
 use crate::project::Project;
 use crate::runner::{RunError, RunReport, Runner};
@@ -34,6 +35,8 @@ pub enum DemoError {
     Run(#[from] RunError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Eval(#[from] EvalError),
 }
 
 /// Lines a real feed carries now and then; each is rejected with its reason.
@@ -104,10 +107,15 @@ pub fn run_demo(
             .and_then(Cell::as_i64)
             .unwrap_or(0)
     };
-    let by_kind = warehouse.query(&format!(
+    let mut by_kind = warehouse.query(&format!(
         "SELECT COALESCE(labels, 'normal') AS injected_kind, COUNT(*) AS windows, COUNTIF(is_anomaly) AS flagged, \
          COUNTIF(is_alert) AS alerted FROM {anomalies_table} GROUP BY injected_kind ORDER BY injected_kind"
     ))?;
+    match eval::evaluate(project, warehouse, vars, &Truth::default()) {
+        Ok(quality) => add_incidents_found(&mut by_kind, &quality),
+        Err(EvalError::NoLabels { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
     let top = warehouse.query(&format!(
         "SELECT subscriberId, dst_subnet, window_start, ROUND(normalized_distance, 2) AS normalized_distance, centroid_id, \
          COALESCE(labels, 'normal') AS injected_kind \
@@ -124,6 +132,28 @@ pub fn run_demo(
         top,
         warehouse: warehouse.describe(),
     })
+}
+
+/// Adds to each kind's row the pairs a detector found, of the pairs carrying it: the beacons,
+/// slow scans and long connections no one-minute window shows.
+fn add_incidents_found(by_kind: &mut ResultSet, quality: &Evaluation) {
+    by_kind.columns.push("incidents_found".into());
+    for row in &mut by_kind.rows {
+        let kind = row.first().map(Cell::to_string).unwrap_or_default();
+        let best = quality
+            .detectors
+            .iter()
+            .filter_map(|d| Some((d, d.labelled_pairs.iter().find(|p| p.label == kind)?)))
+            .filter(|(_, pairs)| pairs.found > 0)
+            .max_by_key(|(_, pairs)| pairs.found);
+        row.push(match best {
+            Some((detector, pairs)) => Cell::Text(format!(
+                "{} of {} pairs ({})",
+                pairs.found, pairs.pairs, detector.detector
+            )),
+            None => Cell::Null,
+        });
+    }
 }
 
 pub fn anomalies() -> TableRef {

@@ -118,6 +118,7 @@ locals {
         ["window_end", "TIMESTAMP"],
         ["is_anomaly", "BOOL"],
         ["is_alert", "BOOL"],
+        ["recurring", "BOOL"],
         ["normalized_distance", "FLOAT64"],
         ["centroid_id", "INT64"],
         ["ingested_through", "TIMESTAMP"],
@@ -187,6 +188,30 @@ locals {
         ["distinct_ports", "INT64"],
         ["max_ports_per_minute", "INT64"],
         ["syn_only_share", "FLOAT64"],
+        ["peers", "INT64"],
+        ["score", "FLOAT64"],
+        ["is_finding", "BOOL"],
+        ["evidence", "STRING"],
+        ["ingested_through", "TIMESTAMP"],
+      ]
+    }
+    "inferenced.netlog_long_connections" = {
+      dataset         = "inferenced"
+      name            = "netlog_long_connections"
+      description     = "Long-lived connections per subscriber and destination, one row per pair (sql/inferenced/netlog_long_connections.sql)."
+      partition_field = null
+      clustering      = ["subscriberId"]
+      columns = [
+        ["subscriberId", "STRING"],
+        ["destination", "STRING"],
+        ["first_seen", "TIMESTAMP"],
+        ["last_seen", "TIMESTAMP"],
+        ["dstPort", "INT64"],
+        ["protocolNumber", "INT64"],
+        ["records", "INT64"],
+        ["duration_minutes", "FLOAT64"],
+        ["tx_bytes", "INT64"],
+        ["rx_bytes", "INT64"],
         ["peers", "INT64"],
         ["score", "FLOAT64"],
         ["is_finding", "BOOL"],

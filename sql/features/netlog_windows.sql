@@ -5,8 +5,9 @@
     'row_condition': ['number_of_records > 0', 'min_tx_bytes >= 0', 'min_rx_bytes >= 0', 'min_duration >= 0',
                       'syn_only_share BETWEEN 0 AND 1', 'udp_share BETWEEN 0 AND 1']
   }) }}
--- Traffic per subscriber × destination /22 subnet × window: the seed's twelve features, the
--- distinct destination ports, and the flag, protocol and geography mix of the window.
+-- Traffic per subscriber × destination subnet (dst_subnet_prefix: /22 by default) × window:
+-- the seed's twelve features, the distinct destination ports, and the flag, protocol and
+-- geography mix of the window.
 -- Incremental by ingestion, not by event time: each run recomputes, whole, every window of a
 -- subscriber that gained events since the newest ingestion the table has seen, so a late batch
 -- of any age is featured and a window that grows is replaced. ingested_through, the newest
@@ -28,7 +29,7 @@ touched AS (
 events AS (
   SELECT
     subscriberId,
-    NET.IP_TO_STRING(NET.IP_TRUNC(NET.IP_FROM_STRING(dstIP), 22)) AS dst_subnet,
+    NET.IP_TO_STRING(NET.IP_TRUNC(NET.IP_FROM_STRING(dstIP), {{ var("dst_subnet_prefix") }})) AS dst_subnet,
     TIMESTAMP_SECONDS(DIV(UNIX_SECONDS(startTime), {{ var("window_seconds") }}) * {{ var("window_seconds") }}) AS window_start,
     srcIP,
     srcPort,

@@ -1,3 +1,4 @@
+{% set measures = ["number_of_records", "number_of_unique_ips", "number_of_unique_dst_ports", "max_tx_bytes", "max_rx_bytes"] %}
 {{ config(materialized='incremental', unique_key=['subscriberId', 'dst_subnet', 'window_start'], partition_by='DATE(window_start)', cluster_by=['subscriberId', 'dst_subnet'],
   assertions={
     'not_null': ['is_anomaly', 'is_alert', 'normalized_distance', 'centroid_id', 'model_version'],
@@ -16,43 +17,74 @@
 -- entity_alert_threshold spreads above its entity's baseline alerts even when the model, whose
 -- clusters the network's heavy hosts shape, did not flag it. The alerts step alerts on
 -- is_alert, once per window however often it is re-scored.
+-- A window of a pair without a baseline of its own yet (fewer than baseline_min_windows
+-- windows) recurs when the same pair did as much — no measure entity_alert_threshold minimum
+-- spreads or more above it — a whole number of hours away, within
+-- recurrence_tolerance_minutes, inside the baseline lookback. Scheduled jobs (an hourly backup,
+-- a nightly export) run at the same minute of the hour; they are known behaviour once they have
+-- run twice, though their pair has too few windows for a baseline. An attack repeated on the
+-- same pair at some other time is not a recurrence. A recurring window does not alert. Judged
+-- over stored history, a job's first run has its second as precedent too.
+WITH scored AS (
+  SELECT *
+  FROM ML.DETECT_ANOMALIES(
+    MODEL {{ model("netlog_kmeans") }},
+    STRUCT({{ var("contamination") }} AS contamination),
+    (
+      SELECT *
+      FROM {{ ref("netlog_model_inputs") }} AS candidate
+      WHERE TIMESTAMP_ADD(candidate.window_end, INTERVAL {{ var("allowed_lateness_seconds") }} SECOND) <= CURRENT_TIMESTAMP()
+      {% if is_incremental() %}
+        -- Candidates: windows whose events changed since the newest ingestion scored, and
+        -- windows that were still open at the last run; of those, the ones not scored as they
+        -- stand now.
+        AND (
+          candidate.ingested_through > {{ ingested_since("ingested_through") }}
+          OR candidate.window_end > TIMESTAMP_SUB(
+            COALESCE({{ this_max("scored_at") }}, TIMESTAMP '1970-01-01 00:00:00'),
+            INTERVAL {{ var("allowed_lateness_seconds") }} SECOND)
+        )
+        AND NOT EXISTS (
+          SELECT 1 FROM {{ this }} AS done
+          WHERE done.subscriberId = candidate.subscriberId
+            AND done.dst_subnet = candidate.dst_subnet
+            AND done.window_start = candidate.window_start
+            AND done.ingested_through >= candidate.ingested_through
+        )
+      {% endif %}
+    )
+  )
+),
+recurring AS (
+  SELECT DISTINCT scored.subscriberId, scored.dst_subnet, scored.window_start
+  FROM scored
+  JOIN {{ ref("netlog_windows") }} AS this_window
+    ON this_window.subscriberId = scored.subscriberId AND this_window.dst_subnet = scored.dst_subnet
+      AND this_window.window_start = scored.window_start
+  JOIN {{ ref("netlog_windows") }} AS other
+    ON other.subscriberId = scored.subscriberId AND other.dst_subnet = scored.dst_subnet
+  WHERE scored.baseline_scope IS DISTINCT FROM 'pair'
+    AND ABS(TIMESTAMP_DIFF(other.window_start, scored.window_start, MINUTE))
+      BETWEEN 60 - {{ var("recurrence_tolerance_minutes") }} AND {{ var("baseline_lookback_minutes") }} + {{ var("recurrence_tolerance_minutes") }}
+    AND MOD(ABS(TIMESTAMP_DIFF(other.window_start, scored.window_start, MINUTE)) + {{ var("recurrence_tolerance_minutes") }}, 60)
+      <= 2 * {{ var("recurrence_tolerance_minutes") }}
+    {% for m in measures %}AND LN(1 + other.{{ m }}) >= LN(1 + this_window.{{ m }}) - {{ var("entity_alert_threshold") }} * {{ var("baseline_min_spread") }}
+    {% endfor %}
+)
 SELECT
-  subscriberId,
-  dst_subnet,
-  window_start,
-  window_end,
+  scored.subscriberId,
+  scored.dst_subnet,
+  scored.window_start,
+  scored.window_end,
   is_anomaly,
-  (is_anomaly AND (baseline_scope IS DISTINCT FROM 'pair' OR entity_deviation >= {{ var("entity_deviation_threshold") }}))
-    OR COALESCE(entity_deviation >= {{ var("entity_alert_threshold") }}, FALSE) AS is_alert,
+  ((is_anomaly AND (baseline_scope IS DISTINCT FROM 'pair' OR entity_deviation >= {{ var("entity_deviation_threshold") }}))
+    OR COALESCE(entity_deviation >= {{ var("entity_alert_threshold") }}, FALSE))
+    AND recurring.window_start IS NULL AS is_alert,
+  recurring.window_start IS NOT NULL AS recurring,
   normalized_distance,
   centroid_id,
-  * EXCEPT (subscriberId, dst_subnet, window_start, window_end, is_anomaly, normalized_distance, centroid_id),
+  scored.* EXCEPT (subscriberId, dst_subnet, window_start, window_end, is_anomaly, normalized_distance, centroid_id),
   {{ model_version("netlog_kmeans") }} AS model_version,
   CURRENT_TIMESTAMP() AS scored_at
-FROM ML.DETECT_ANOMALIES(
-  MODEL {{ model("netlog_kmeans") }},
-  STRUCT({{ var("contamination") }} AS contamination),
-  (
-    SELECT *
-    FROM {{ ref("netlog_model_inputs") }} AS candidate
-    WHERE TIMESTAMP_ADD(candidate.window_end, INTERVAL {{ var("allowed_lateness_seconds") }} SECOND) <= CURRENT_TIMESTAMP()
-    {% if is_incremental() %}
-      -- Candidates: windows whose events changed since the newest ingestion scored, and
-      -- windows that were still open at the last run; of those, the ones not scored as they
-      -- stand now.
-      AND (
-        candidate.ingested_through > {{ ingested_since("ingested_through") }}
-        OR candidate.window_end > TIMESTAMP_SUB(
-          COALESCE({{ this_max("scored_at") }}, TIMESTAMP '1970-01-01 00:00:00'),
-          INTERVAL {{ var("allowed_lateness_seconds") }} SECOND)
-      )
-      AND NOT EXISTS (
-        SELECT 1 FROM {{ this }} AS scored
-        WHERE scored.subscriberId = candidate.subscriberId
-          AND scored.dst_subnet = candidate.dst_subnet
-          AND scored.window_start = candidate.window_start
-          AND scored.ingested_through >= candidate.ingested_through
-      )
-    {% endif %}
-  )
-)
+FROM scored
+LEFT JOIN recurring USING (subscriberId, dst_subnet, window_start)

@@ -98,6 +98,14 @@ pub struct EvalArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Labels beside the events' own: a CSV with subscriberId and label, and dst_subnet /
+    /// window_start (windows), destination (a pair), from / to (a time range), as set.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Host classes (a CSV of subscriberId,host_class, as `generate --hosts-out` writes): false
+    /// alerts are also counted per class.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -190,8 +198,12 @@ pub struct GeneratorArgs {
     /// for about an hour (label `slow_scan`).
     #[arg(long, default_value_t = 0)]
     pub slow_scans: u32,
+    /// Subscribers holding one connection to a server of their own open for the whole span,
+    /// exported as a record per 30 minutes (label `long_connection`).
+    #[arg(long, default_value_t = 0)]
+    pub long_connections: u32,
     /// A network's mix of hosts: 3 % busy servers, 5 % backup hosts, 2 % beacons, 1 % slow
-    /// scans (at least one each); the four counts above override it.
+    /// scans, 1 % long-lived connections (at least one each); the counts above override it.
     #[arg(long)]
     pub realistic: bool,
 }
@@ -230,6 +242,7 @@ impl GeneratorArgs {
             (self.backup_hosts, &mut config.backup_hosts),
             (self.beacons, &mut config.beacons),
             (self.slow_scans, &mut config.slow_scans),
+            (self.long_connections, &mut config.long_connections),
         ] {
             if count > 0 {
                 *field = count;
@@ -259,6 +272,10 @@ pub struct GenerateArgs {
     /// Load the events straight into the target's raw.netlog_events.
     #[arg(long)]
     pub into_warehouse: bool,
+    /// Also write every subscriber's host class (client, busy_server, backup_host) to this CSV,
+    /// for `eval --hosts`.
+    #[arg(long, value_name = "FILE")]
+    pub hosts_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

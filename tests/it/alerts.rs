@@ -452,7 +452,7 @@ fn a_pipeline_with_the_alerts_step_needs_an_alerts_section() {
 }
 
 #[test]
-fn a_beacon_and_a_slow_scan_become_one_alert_each_with_their_evidence() {
+fn a_beacon_a_slow_scan_and_a_long_connection_become_one_alert_each_with_their_evidence() {
     let project = TestProject::shipped();
     let start = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
     let events = project.path().join("network.jsonl").display().to_string();
@@ -466,6 +466,8 @@ fn a_beacon_and_a_slow_scan_become_one_alert_each_with_their_evidence() {
         "1",
         "--slow-scans",
         "1",
+        "--long-connections",
+        "1",
         "--start",
         &start,
         "--out",
@@ -474,14 +476,18 @@ fn a_beacon_and_a_slow_scan_become_one_alert_each_with_their_evidence() {
     project.run_ok(&["ingest", &events]);
     project.run_ok(&["run", "train"]);
     let out = project.run_ok(&["run", "detect"]);
-    assert!(out.contains("2 detector findings"), "{out}");
+    assert!(out.contains("3 detector findings"), "{out}");
 
     let alerted = |kind: &str| {
         project.query_csv(&format!(
             "SELECT alerted.subscriber, alerted.subnet, alerted.payload FROM ops.alert_outbox AS alerted \
              WHERE alerted.kind = '{kind}' AND EXISTS (SELECT 1 FROM raw.netlog_events AS e \
              WHERE e.subscriberId = alerted.subscriber AND e.dstIP = alerted.subnet AND e.label = '{label}')",
-            label = if kind == "netlog_beacons" { "beaconing" } else { "slow_scan" }
+            label = match kind {
+                "netlog_beacons" => "beaconing",
+                "netlog_slow_scans" => "slow_scan",
+                _ => "long_connection",
+            }
         ))
     };
     let beacons = alerted("netlog_beacons");
@@ -497,9 +503,21 @@ fn a_beacon_and_a_slow_scan_become_one_alert_each_with_their_evidence() {
     let scans = alerted("netlog_slow_scans");
     assert_eq!(scans.len(), 1, "the scan's own pair alerts: {scans:?}");
     assert!(scans[0].contains("distinct ports probed"), "{scans:?}");
+    let tunnels = alerted("netlog_long_connections");
     assert_eq!(
-        project.query_csv("SELECT COUNT(*) FROM ops.alert_outbox WHERE kind IN ('netlog_beacons', 'netlog_slow_scans')"),
-        ["2"],
+        tunnels.len(),
+        1,
+        "the connection's own pair alerts: {tunnels:?}"
+    );
+    assert!(
+        tunnels[0].contains("one connection to port") && tunnels[0].contains("records)"),
+        "{tunnels:?}"
+    );
+    assert_eq!(
+        project.query_csv(
+            "SELECT COUNT(*) FROM ops.alert_outbox WHERE kind NOT IN ('anomaly', 'summary')"
+        ),
+        ["3"],
         "nothing else is a finding"
     );
 

@@ -56,7 +56,7 @@ fn bqml_fixture_renders_verbatim_for_bigquery() {
 fn shipped_project_renders_for_bigquery_as_golden() {
     let project = TestProject::shipped();
     let compiled = compile_for_bigquery(&project);
-    assert_matches_golden(&compiled, "netlog_project", 16);
+    assert_matches_golden(&compiled, "netlog_project", 18);
     // The drift metrics read the champion, the registry and the scored windows.
     let metrics = std::fs::read_to_string(compiled.join("ops/drift_metrics.sql")).unwrap();
     for expected in [

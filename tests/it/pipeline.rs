@@ -106,13 +106,15 @@ fn demo_detects_injected_attacks_and_a_rerun_changes_nothing() {
 
 /// Traffic shaped like a network: busy servers (hundreds of flows a minute, all day) and backup
 /// hosts (a bulk upload every hour) beside light clients and one-minute attacks. Judged against
-/// their own history, the busy servers stay quiet while the attacks alert. (Two hours hold two
-/// uploads per backup host: too few for a baseline of their own, so they alert as a cold start.)
+/// their own history, the busy servers stay quiet while the attacks alert; two hours hold two
+/// uploads per backup host, too few windows for a baseline of their own, but each is the
+/// other's precedent, so neither alerts.
 #[test]
-fn busy_servers_do_not_alert_where_attacks_do() {
+fn heavy_hosts_do_not_alert_where_attacks_do() {
     let project = TestProject::shipped();
     let start = (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
     let events = project.path().join("network.jsonl").display().to_string();
+    let hosts = project.path().join("hosts.csv").display().to_string();
     project.run_ok(&[
         "generate",
         "--subscribers",
@@ -127,6 +129,8 @@ fn busy_servers_do_not_alert_where_attacks_do() {
         &start,
         "--out",
         &events,
+        "--hosts-out",
+        &hosts,
     ]);
     project.run_ok(&["ingest", &events]);
     project.run_ok(&["run", "train"]);
@@ -172,6 +176,27 @@ fn busy_servers_do_not_alert_where_attacks_do() {
         "attack windows alerted {recall:.2}: {c:?}"
     );
     assert!(precision >= 0.8, "alert precision {precision:.2}: {c:?}");
+
+    let report = project.path().join("quality.json");
+    let out = project.run_ok(&[
+        "eval",
+        "--hosts",
+        &hosts,
+        "--json",
+        &report.display().to_string(),
+    ]);
+    assert!(out.contains("false alerts by host class:"), "{out}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let classes = report["false_alerts_by_class"].as_array().unwrap();
+    for (class, hosts) in [("busy_server", 2), ("backup_host", 2)] {
+        let entry = classes
+            .iter()
+            .find(|c| c["host_class"] == class)
+            .unwrap_or_else(|| panic!("{class} missing: {classes:?}"));
+        assert_eq!(entry["hosts"], hosts, "{entry}");
+        assert_eq!(entry["false_alerts"], 0, "{class} hosts alert: {entry}");
+    }
 }
 
 /// Real training data holds attacks. With one subscriber-minute in five hosting an attack, the

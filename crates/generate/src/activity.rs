@@ -1,12 +1,12 @@
 //! Traffic a subscriber keeps up beside its light interactive flows: a busy server's load, an
-//! hourly backup, a beacon or a slow scan. Each activity is its own stream of flows in start
+//! hourly backup, a beacon, a slow scan or a long-lived connection. Each activity is its own stream of flows in start
 //! order, drawn from its own random streams, which the generator merges with everything else.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use crate::hosts::{self, BackupJob, HostClass, ServiceLoad};
-use crate::long_running::{Beacon, SlowScan};
+use crate::long_running::{Beacon, LongConnection, SlowScan};
 use crate::{Flow, GeneratorConfig, Purpose, StopAt, Subscriber};
 
 /// What an activity needs to know about its subscriber and the run.
@@ -24,6 +24,7 @@ pub(crate) enum Activity {
     Backup(BackupJob),
     Beacon(Beacon),
     SlowScan(SlowScan),
+    LongConnection(LongConnection),
 }
 
 impl Activity {
@@ -34,6 +35,7 @@ impl Activity {
             Activity::Backup(job) => Some(job.next_start_ms()),
             Activity::Beacon(beacon) => Some(beacon.next_start_ms()),
             Activity::SlowScan(scan) => scan.next_start_ms(),
+            Activity::LongConnection(connection) => connection.next_start_ms(),
         }
     }
 
@@ -44,6 +46,7 @@ impl Activity {
             Activity::Backup(job) => job.next_flow(),
             Activity::Beacon(beacon) => beacon.next_flow(),
             Activity::SlowScan(scan) => scan.next_flow(),
+            Activity::LongConnection(connection) => connection.next_flow(),
         }
     }
 }
@@ -61,12 +64,18 @@ pub(crate) fn assign(config: &GeneratorConfig, pool: &[Ipv4Addr], subscribers: &
         count,
         config.slow_scans,
     );
+    let holders = chosen(
+        config.seed,
+        Purpose::LongConnectionHosts,
+        count,
+        config.long_connections,
+    );
     let start_ms = config.start.timestamp_millis();
     let end_ms = match config.stop {
         StopAt::Duration(d) => Some(start_ms + d.num_milliseconds()),
         StopAt::Events(_) => None,
     };
-    // Beacon servers and scan targets, each used by one anomaly only.
+    // Beacon servers, scan targets and tunnel ends, each used by one anomaly only.
     let mut taken = HashSet::new();
     for ((index, subscriber), class) in (0u32..).zip(subscribers.iter_mut()).zip(classes) {
         let setting = Setting {
@@ -96,6 +105,12 @@ pub(crate) fn assign(config: &GeneratorConfig, pool: &[Ipv4Addr], subscribers: &
         if scanners.contains(&index) {
             let scan = SlowScan::new(&setting, &mut taken);
             subscriber.activities.push(Activity::SlowScan(scan));
+        }
+        if holders.contains(&index) {
+            let connection = LongConnection::new(&setting, &mut taken);
+            subscriber
+                .activities
+                .push(Activity::LongConnection(connection));
         }
     }
 }

@@ -43,7 +43,8 @@
 //!   - backup host: at a fixed minute of every hour (+0–3 s), one TCP 443 PSH|ACK upload of a
 //!     per-host 200–800 MB (±15 %) to one storage host in a service-pool /22 its light traffic
 //!     never uses, rx 0.2–1 % of tx, lasting tx over a 2–12 MB/s uplink.
-//! - **Long-running anomalies** (`beacons`, `slow_scans`: that many distinct subscribers each).
+//! - **Long-running anomalies** (`beacons`, `slow_scans`, `long_connections`: that many distinct
+//!   subscribers each).
 //!   Every event is labelled, each is one episode, and each destination is used by it alone:
 //!   - `beaconing`: TCP 443 PSH|ACK check-ins to one new host for the whole run, every
 //!     `period · U(1 − j, 1 + j)` (period 30–120 s, jitter j 10–20 %, first within one period),
@@ -51,7 +52,11 @@
 //!   - `slow_scan`: one src port probing one new host on a not yet tried port every
 //!     `mean · U(0.7, 1.3)` (mean 20–60 s, so at most five a minute) for 50–70 min, placed to fit
 //!     in the run when it can (a `StopAt::Events` run starts it within the first minute); SYN,
-//!     tx 40–60 B, rx 0 or 40–60 B, 1–50 ms.
+//!     tx 40–60 B, rx 0 or 40–60 B, 1–50 ms;
+//!   - `long_connection`: one TCP connection (one src port) to one new host on 443 or 22, opened
+//!     within the first 10 min and held for the rest of the run, exported as a PSH|ACK record
+//!     per 30 min of it (a NetFlow exporter's active timeout), the last cut at the run's end;
+//!     tx 20–400 kB and rx 20–800 kB per record.
 //! - **Anomalies.** Each complete calendar minute inside the run, each subscriber hosts an episode
 //!   with probability `anomaly_rate`; kinds are uniform over [`AnomalyKind::MINUTE_EPISODES`].
 //!   An episode lives in one feature cell — one subscriber × one destination /22 × one aligned
@@ -143,6 +148,9 @@ pub struct GeneratorConfig {
     /// How many subscribers run one slow port scan of about an hour, each one `slow_scan`
     /// episode.
     pub slow_scans: u32,
+    /// How many subscribers hold one connection to a server of their own open for the whole
+    /// run, each one `long_connection` episode.
+    pub long_connections: u32,
 }
 
 /// Normal traffic changes at `at`: every subscriber sends `volume` times as many flows (each
@@ -177,6 +185,7 @@ impl Default for GeneratorConfig {
             backup_hosts: 0,
             beacons: 0,
             slow_scans: 0,
+            long_connections: 0,
         }
     }
 }
@@ -187,11 +196,12 @@ const REALISTIC_BUSY_SERVERS: f64 = 0.03;
 const REALISTIC_BACKUP_HOSTS: f64 = 0.05;
 const REALISTIC_BEACONS: f64 = 0.02;
 const REALISTIC_SLOW_SCANS: f64 = 0.01;
+const REALISTIC_LONG_CONNECTIONS: f64 = 0.01;
 
 impl GeneratorConfig {
     /// This config with a real network's mix of hosts for its number of subscribers: 3 % busy
-    /// servers, 5 % backup hosts, 2 % beacons and 1 % slow scans, each at least one (as far as
-    /// the subscribers go). 100 subscribers get 3, 5, 2 and 1.
+    /// servers, 5 % backup hosts, 2 % beacons, 1 % slow scans and 1 % long-lived connections,
+    /// each at least one (as far as the subscribers go). 100 subscribers get 3, 5, 2, 1 and 1.
     pub fn with_realistic_mix(self) -> Self {
         let n = self.subscribers;
         let share = |fraction: f64| ((f64::from(n) * fraction).round() as u32).max(1).min(n);
@@ -201,6 +211,7 @@ impl GeneratorConfig {
             backup_hosts: share(REALISTIC_BACKUP_HOSTS).min(n - busy_servers),
             beacons: share(REALISTIC_BEACONS),
             slow_scans: share(REALISTIC_SLOW_SCANS),
+            long_connections: share(REALISTIC_LONG_CONNECTIONS),
             ..self
         }
     }
@@ -328,6 +339,7 @@ impl GeneratorConfig {
             ("backup-hosts", self.backup_hosts),
             ("beacons", self.beacons),
             ("slow-scans", self.slow_scans),
+            ("long-connections", self.long_connections),
         ] {
             if count > n {
                 return Err(invalid(
@@ -358,15 +370,18 @@ pub enum AnomalyKind {
     Beaconing,
     /// Long-running only: one new port every few tens of seconds for about an hour.
     SlowScan,
+    /// Long-running only: one connection held open for the whole run.
+    LongConnection,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 5] = [
+    pub const ALL: [AnomalyKind; 6] = [
         AnomalyKind::Exfiltration,
         AnomalyKind::PortScan,
         AnomalyKind::DdosFanIn,
         AnomalyKind::Beaconing,
         AnomalyKind::SlowScan,
+        AnomalyKind::LongConnection,
     ];
 
     /// The kinds a one-minute episode is drawn from, uniformly; in this order, which the seeded
@@ -386,6 +401,7 @@ impl AnomalyKind {
             AnomalyKind::DdosFanIn => "ddos_fan_in",
             AnomalyKind::Beaconing => "beaconing",
             AnomalyKind::SlowScan => "slow_scan",
+            AnomalyKind::LongConnection => "long_connection",
         }
     }
 }
@@ -458,6 +474,9 @@ enum Purpose {
     Backup = 11,
     Beacon = 12,
     SlowScan = 13,
+    /// Who holds a long-lived connection (subscriber 0).
+    LongConnectionHosts = 14,
+    LongConnection = 15,
 }
 
 /// An independent ChaCha8 stream per (seed, subscriber, purpose, counter): the key is those
@@ -953,7 +972,7 @@ impl Subscriber {
                 }
             }
             // Long-running only (see `long_running`); never drawn for a minute.
-            AnomalyKind::SlowScan => {}
+            AnomalyKind::SlowScan | AnomalyKind::LongConnection => {}
         }
         flows.sort_by_key(|f| f.start_ms);
         if let Some(first) = flows.first_mut() {
@@ -1035,6 +1054,11 @@ impl Generator {
     /// What has been emitted so far.
     pub fn summary(&self) -> &GenerationSummary {
         &self.summary
+    }
+
+    /// Every subscriber's id and host class, in subscriber order.
+    pub fn host_classes(&self) -> impl Iterator<Item = (&str, HostClass)> {
+        self.subscribers.iter().map(|s| (s.id.as_str(), s.class))
     }
 
     /// The host class of the subscriber with this subscriberId, None if there is none.
@@ -1432,6 +1456,7 @@ mod tests {
             backup_hosts: 2,
             beacons: 2,
             slow_scans: 2,
+            long_connections: 2,
             ..pinned()
         };
         let mut generator = generate(&config).unwrap();
@@ -1458,13 +1483,18 @@ mod tests {
         assert_eq!(role_hosts.len(), 4);
         for e in &added {
             match e.label.as_deref() {
-                Some("beaconing" | "slow_scan") => {}
+                Some("beaconing" | "slow_scan" | "long_connection") => {}
                 _ => assert!(role_hosts.contains(&e.subscriber_id), "{e:?}"),
             }
         }
         let long_running = added
             .iter()
-            .filter(|e| matches!(e.label.as_deref(), Some("beaconing" | "slow_scan")))
+            .filter(|e| {
+                matches!(
+                    e.label.as_deref(),
+                    Some("beaconing" | "slow_scan" | "long_connection")
+                )
+            })
             .count();
         assert!(long_running > 20 && added.len() > 10 * long_running);
 
@@ -1862,10 +1892,13 @@ mod tests {
             let n = episodes.get(kind.as_label()).copied().unwrap_or(0);
             assert!(n >= 40, "{kind}: {n} episodes");
         }
-        // Slow scans are long-running only: the summary lists the kind with zero.
-        assert_eq!(summary.episodes_by_kind["slow_scan"], 0);
-        episodes.insert("slow_scan", 0);
-        anomalous.insert("slow_scan", 0);
+        // Slow scans and long connections are long-running only: the summary lists the kinds
+        // with zero.
+        for kind in ["slow_scan", "long_connection"] {
+            assert_eq!(summary.episodes_by_kind[kind], 0);
+            episodes.insert(kind, 0);
+            anomalous.insert(kind, 0);
+        }
         assert_eq!(summary.episodes_by_kind, episodes);
         assert_eq!(summary.anomalous_events_by_kind, anomalous);
         assert_eq!(summary.events, all.len() as u64);

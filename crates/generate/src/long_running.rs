@@ -1,5 +1,5 @@
-//! Long-running anomalies: a beacon calling home for the whole run and a slow port scan over
-//! about an hour. Neither stands out in any one minute — that is what makes them hard — so every
+//! Long-running anomalies: a beacon calling home for the whole run, a slow port scan over
+//! about an hour and a connection held open for the whole run. Neither stands out in any one minute — that is what makes them hard — so every
 //! one of their events carries the label, and a (subscriber, destination) pair or any window can
 //! be labelled from the events alone. Each counts as one episode.
 
@@ -167,6 +167,77 @@ impl SlowScan {
     }
 }
 
+/// A tunnel or reverse shell: one connection to a server of its own, held open from early in
+/// the run to its end. Flow exporters cut a long connection into records at their active
+/// timeout, so it arrives as one record per 30 minutes of the same 5-tuple, none with a FIN.
+pub(crate) struct LongConnection {
+    home: Ipv4Addr,
+    server: Ipv4Addr,
+    src_port: u16,
+    dst_port: u16,
+    /// The run's end, where the last record is cut; None when it stops after n events.
+    end_ms: Option<i64>,
+    rng: ChaCha8Rng,
+    next_start_ms: Option<i64>,
+    opened: bool,
+}
+
+/// A common NetFlow/IPFIX active timeout: a long flow is exported in records this long.
+const ACTIVE_TIMEOUT_MS: i64 = 30 * MINUTE_MS;
+
+impl LongConnection {
+    pub(crate) fn new(setting: &Setting, taken: &mut HashSet<Ipv4Addr>) -> Self {
+        let mut rng = stream_rng(setting.seed, setting.index, Purpose::LongConnection, 0);
+        let server = own_destination(&mut rng, taken);
+        let dst_port = if rng.random_bool(0.5) { 443 } else { 22 };
+        let start_ms = setting.start_ms + rng.random_range(0..10 * MINUTE_MS);
+        Self {
+            home: setting.home,
+            server,
+            src_port: rng.random_range(EPHEMERAL_PORTS),
+            dst_port,
+            end_ms: setting.end_ms,
+            rng,
+            next_start_ms: Some(start_ms),
+            opened: false,
+        }
+    }
+
+    /// None once the run's end is reached.
+    pub(crate) fn next_start_ms(&self) -> Option<i64> {
+        self.next_start_ms
+    }
+
+    /// The record starting at `next_start_ms` (which must be Some); schedules the next one.
+    pub(crate) fn next_flow(&mut self) -> Flow {
+        let rng = &mut self.rng;
+        let start_ms = self.next_start_ms.unwrap_or_default();
+        let full_end_ms = start_ms + ACTIVE_TIMEOUT_MS;
+        let end_ms = self.end_ms.map_or(full_end_ms, |end| end.min(full_end_ms));
+        self.next_start_ms = match self.end_ms {
+            Some(end) if end_ms >= end => None,
+            _ => Some(end_ms),
+        };
+        let flow = Flow {
+            tx: rng.random_range(20_000..=400_000),
+            rx: rng.random_range(20_000..=800_000),
+            start_ms,
+            end_ms: end_ms.max(start_ms + 1),
+            label: Some(AnomalyKind::LongConnection),
+            opens_episode: !self.opened,
+            ..Flow::tcp(
+                self.home,
+                self.server,
+                self.src_port,
+                self.dst_port,
+                PSH_ACK,
+            )
+        };
+        self.opened = true;
+        flow
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
@@ -307,6 +378,49 @@ mod tests {
             assert!(*busiest <= 5, "{id}: {busiest} probes in one minute");
             let span = (probes.last().unwrap().start_time - probes[0].start_time).num_minutes();
             assert!((48..=70).contains(&span), "{id}: {span} minutes");
+        }
+    }
+
+    #[test]
+    fn a_long_connection_is_one_5_tuple_exported_every_30_minutes_to_the_run_end() {
+        let minutes = 100;
+        let config = GeneratorConfig {
+            long_connections: 2,
+            ..network(minutes, 0, 0)
+        };
+        let (events, summary) = run(&config);
+        let connections = labelled(&events, "long_connection");
+        assert_eq!(connections.len(), 2);
+        assert_eq!(summary.episodes_by_kind["long_connection"], 2);
+        let run_end = ms(&config.start) + minutes as f64 * 60e3;
+        for (id, records) in &connections {
+            let tuples: BTreeSet<_> = records
+                .iter()
+                .map(|r| (r.src_ip, r.src_port, r.dst_ip, r.dst_port))
+                .collect();
+            assert_eq!(tuples.len(), 1, "{id}: one connection");
+            let server = records[0].dst_ip;
+            assert!(
+                events
+                    .iter()
+                    .filter(|e| e.dst_ip == server)
+                    .all(|e| e.subscriber_id == **id),
+                "{id}: nobody else talks to its server"
+            );
+            assert!(ms(&records[0].start_time) - ms(&config.start) < 10.0 * 60e3);
+            for pair in records.windows(2) {
+                assert_eq!(pair[0].end_time, pair[1].start_time, "{id}: records abut");
+                let length = ms(&pair[0].end_time) - ms(&pair[0].start_time);
+                assert_eq!(length, 30.0 * 60e3, "{id}: cut at the active timeout");
+            }
+            let last = records.last().unwrap();
+            assert_eq!(ms(&last.end_time), run_end, "{id}: open to the run's end");
+            assert!(
+                records
+                    .iter()
+                    .all(|r| r.tcp_flag == Some(24) && r.tx_bytes >= 20_000),
+                "{id}: no FIN, traffic in every record"
+            );
         }
     }
 

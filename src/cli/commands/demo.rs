@@ -44,7 +44,7 @@ fn print_demo_summary(summary: &DemoSummary) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "\nAnomalies by injected kind (ground truth from the generator):"
+        "\nWindows and incidents by injected kind (ground truth from the generator):"
     )?;
     writeln!(out, "{}", output::table(&summary.by_kind))?;
     writeln!(out, "\nTop anomalies:")?;

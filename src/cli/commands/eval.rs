@@ -12,7 +12,8 @@ use crate::cli::args::{EvalArgs, GlobalArgs};
 pub fn eval_command(global: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<()> {
     let session = Session::load(global)?;
     let mut warehouse = session.open_warehouse()?;
-    let evaluation = eval::evaluate(&session.project, warehouse.as_mut())?;
+    let truth = eval::truth::Truth::read(args.labels.as_deref(), args.hosts.as_deref())?;
+    let evaluation = eval::evaluate(&session.project, warehouse.as_mut(), &session.vars, &truth)?;
     let mut out = std::io::stdout().lock();
     for line in evaluation.lines() {
         writeln!(out, "{line}")?;

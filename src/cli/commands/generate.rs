@@ -1,6 +1,7 @@
 //! `netsentinel generate`: labelled synthetic netlog to a file or straight into the warehouse.
 
 use std::io::{BufWriter, Write};
+use std::path::Path;
 
 use anyhow::Context;
 
@@ -14,6 +15,9 @@ use crate::cli::print::write_ingest_summary;
 pub fn generate_command(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<()> {
     let config = args.generator.config()?;
     let events = generate::generate(&config)?;
+    if let Some(path) = &args.hosts_out {
+        write_host_classes(&events, path)?;
+    }
     if args.into_warehouse {
         let session = Session::load(global)?;
         let mut warehouse = session.open_warehouse()?;
@@ -50,5 +54,19 @@ pub fn generate_command(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Res
     .with_context(|| format!("writing to {destination}"))?;
     writer.flush()?;
     tracing::info!(events = written, destination, "generated");
+    Ok(())
+}
+
+/// `subscriberId,host_class` for every subscriber: the classes `eval --hosts` counts false
+/// alerts by.
+fn write_host_classes(generator: &generate::Generator, path: &Path) -> anyhow::Result<()> {
+    let mut out =
+        csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
+    out.write_record(["subscriberId", "host_class"])?;
+    for (subscriber, class) in generator.host_classes() {
+        out.write_record([subscriber, class.as_label()])?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

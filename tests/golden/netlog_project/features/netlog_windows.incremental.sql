@@ -4,8 +4,9 @@ DECLARE __ns_partitions DEFAULT (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) F
 SET __ns_ingested_since_ingested_through = (SELECT TIMESTAMP_SUB(COALESCE(MAX(ingested_through), TIMESTAMP '1970-01-01 00:00:00'), INTERVAL 600 SECOND) FROM `acme-netlog.netlog_features.netlog_windows`);
 SET __ns_earliest_new_event_ingested_through = (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE ingested_at > __ns_ingested_since_ingested_through);
 CREATE OR REPLACE TABLE `acme-netlog.netlog_features.netlog_windows__ns_stage` AS
--- Traffic per subscriber × destination /22 subnet × window: the seed's twelve features, the
--- distinct destination ports, and the flag, protocol and geography mix of the window.
+-- Traffic per subscriber × destination subnet (dst_subnet_prefix: /22 by default) × window:
+-- the seed's twelve features, the distinct destination ports, and the flag, protocol and
+-- geography mix of the window.
 -- Incremental by ingestion, not by event time: each run recomputes, whole, every window of a
 -- subscriber that gained events since the newest ingestion the table has seen, so a late batch
 -- of any age is featured and a window that grows is replaced. ingested_through, the newest

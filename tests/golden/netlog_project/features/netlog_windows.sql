@@ -1,8 +1,9 @@
 CREATE OR REPLACE TABLE `acme-netlog.netlog_features.netlog_windows`
 PARTITION BY DATE(window_start)
 CLUSTER BY subscriberId, dst_subnet AS
--- Traffic per subscriber × destination /22 subnet × window: the seed's twelve features, the
--- distinct destination ports, and the flag, protocol and geography mix of the window.
+-- Traffic per subscriber × destination subnet (dst_subnet_prefix: /22 by default) × window:
+-- the seed's twelve features, the distinct destination ports, and the flag, protocol and
+-- geography mix of the window.
 -- Incremental by ingestion, not by event time: each run recomputes, whole, every window of a
 -- subscriber that gained events since the newest ingestion the table has seen, so a late batch
 -- of any age is featured and a window that grows is replaced. ingested_through, the newest

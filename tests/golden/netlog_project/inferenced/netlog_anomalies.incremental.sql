@@ -16,46 +16,81 @@ CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stag
 -- entity_alert_threshold spreads above its entity's baseline alerts even when the model, whose
 -- clusters the network's heavy hosts shape, did not flag it. The alerts step alerts on
 -- is_alert, once per window however often it is re-scored.
+-- A window of a pair without a baseline of its own yet (fewer than baseline_min_windows
+-- windows) recurs when the same pair did as much — no measure more than
+-- entity_deviation_threshold minimum spreads above it — a whole number of hours away, within
+-- recurrence_tolerance_minutes, inside the baseline lookback. Scheduled jobs (an hourly backup,
+-- a nightly export) run at the same minute of the hour; they are known behaviour once they have
+-- run twice, though their pair has too few windows for a baseline. An attack repeated on the
+-- same pair at some other time is not a recurrence. A recurring window does not alert. Judged
+-- over stored history, a job's first run has its second as precedent too.
+WITH scored AS (
+  SELECT *
+  FROM ML.DETECT_ANOMALIES(
+    MODEL `acme-netlog.netlog_models.netlog_kmeans_v1`,
+    STRUCT(0.01 AS contamination),
+    (
+      SELECT *
+      FROM `acme-netlog.netlog_features.netlog_model_inputs` AS candidate
+      WHERE TIMESTAMP_ADD(candidate.window_end, INTERVAL 5 SECOND) <= CURRENT_TIMESTAMP()
+      
+        -- Candidates: windows whose events changed since the newest ingestion scored, and
+        -- windows that were still open at the last run; of those, the ones not scored as they
+        -- stand now.
+        AND (
+          candidate.ingested_through > __ns_ingested_since_ingested_through
+          OR candidate.window_end > TIMESTAMP_SUB(
+            COALESCE(__ns_this_max_scored_at, TIMESTAMP '1970-01-01 00:00:00'),
+            INTERVAL 5 SECOND)
+        )
+        AND NOT EXISTS (
+          SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_anomalies` AS done
+          WHERE done.subscriberId = candidate.subscriberId
+            AND done.dst_subnet = candidate.dst_subnet
+            AND done.window_start = candidate.window_start
+            AND done.ingested_through >= candidate.ingested_through
+        )
+      
+    )
+  )
+),
+recurring AS (
+  SELECT DISTINCT scored.subscriberId, scored.dst_subnet, scored.window_start
+  FROM scored
+  JOIN `acme-netlog.netlog_features.netlog_windows` AS this_window
+    ON this_window.subscriberId = scored.subscriberId AND this_window.dst_subnet = scored.dst_subnet
+      AND this_window.window_start = scored.window_start
+  JOIN `acme-netlog.netlog_features.netlog_windows` AS other
+    ON other.subscriberId = scored.subscriberId AND other.dst_subnet = scored.dst_subnet
+  WHERE scored.baseline_scope IS DISTINCT FROM 'pair'
+    AND ABS(TIMESTAMP_DIFF(other.window_start, scored.window_start, MINUTE))
+      BETWEEN 60 - 2 AND 1440 + 2
+    AND MOD(ABS(TIMESTAMP_DIFF(other.window_start, scored.window_start, MINUTE)) + 2, 60)
+      <= 2 * 2
+    AND LN(1 + other.number_of_records) >= LN(1 + this_window.number_of_records) - 3.0 * 0.25
+    AND LN(1 + other.number_of_unique_ips) >= LN(1 + this_window.number_of_unique_ips) - 3.0 * 0.25
+    AND LN(1 + other.number_of_unique_dst_ports) >= LN(1 + this_window.number_of_unique_dst_ports) - 3.0 * 0.25
+    AND LN(1 + other.max_tx_bytes) >= LN(1 + this_window.max_tx_bytes) - 3.0 * 0.25
+    AND LN(1 + other.max_rx_bytes) >= LN(1 + this_window.max_rx_bytes) - 3.0 * 0.25
+    
+)
 SELECT
-  subscriberId,
-  dst_subnet,
-  window_start,
-  window_end,
+  scored.subscriberId,
+  scored.dst_subnet,
+  scored.window_start,
+  scored.window_end,
   is_anomaly,
-  (is_anomaly AND (baseline_scope IS DISTINCT FROM 'pair' OR entity_deviation >= 3.0))
-    OR COALESCE(entity_deviation >= 6.0, FALSE) AS is_alert,
+  ((is_anomaly AND (baseline_scope IS DISTINCT FROM 'pair' OR entity_deviation >= 3.0))
+    OR COALESCE(entity_deviation >= 6.0, FALSE))
+    AND recurring.window_start IS NULL AS is_alert,
+  recurring.window_start IS NOT NULL AS recurring,
   normalized_distance,
   centroid_id,
-  * EXCEPT (subscriberId, dst_subnet, window_start, window_end, is_anomaly, normalized_distance, centroid_id),
+  scored.* EXCEPT (subscriberId, dst_subnet, window_start, window_end, is_anomaly, normalized_distance, centroid_id),
   1 AS model_version,
   CURRENT_TIMESTAMP() AS scored_at
-FROM ML.DETECT_ANOMALIES(
-  MODEL `acme-netlog.netlog_models.netlog_kmeans_v1`,
-  STRUCT(0.01 AS contamination),
-  (
-    SELECT *
-    FROM `acme-netlog.netlog_features.netlog_model_inputs` AS candidate
-    WHERE TIMESTAMP_ADD(candidate.window_end, INTERVAL 5 SECOND) <= CURRENT_TIMESTAMP()
-    
-      -- Candidates: windows whose events changed since the newest ingestion scored, and
-      -- windows that were still open at the last run; of those, the ones not scored as they
-      -- stand now.
-      AND (
-        candidate.ingested_through > __ns_ingested_since_ingested_through
-        OR candidate.window_end > TIMESTAMP_SUB(
-          COALESCE(__ns_this_max_scored_at, TIMESTAMP '1970-01-01 00:00:00'),
-          INTERVAL 5 SECOND)
-      )
-      AND NOT EXISTS (
-        SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_anomalies` AS scored
-        WHERE scored.subscriberId = candidate.subscriberId
-          AND scored.dst_subnet = candidate.dst_subnet
-          AND scored.window_start = candidate.window_start
-          AND scored.ingested_through >= candidate.ingested_through
-      )
-    
-  )
-);
+FROM scored
+LEFT JOIN recurring USING (subscriberId, dst_subnet, window_start);
 SET __ns_partitions = (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage`);
 DELETE FROM `acme-netlog.netlog_inferenced.netlog_anomalies` AS t WHERE DATE(window_start) IN UNNEST(__ns_partitions) AND EXISTS (SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage` AS s WHERE s.subscriberId = t.subscriberId AND s.dst_subnet = t.dst_subnet AND s.window_start = t.window_start);
 INSERT INTO `acme-netlog.netlog_inferenced.netlog_anomalies` SELECT * FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage`;

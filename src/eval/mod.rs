@@ -1,8 +1,11 @@
 //! Detection quality on labelled data, for an analyst tuning the SQL: of the windows the source
 //! labels as attacks, how many alert; of the alerts, how many are attacks; how the alerts rank;
-//! which hosts raise the false ones; and what each detector table found. Labels are the ones
-//! ingest keeps (`label` of generated events, CICFlowMeter's `Label` column), carried into the
-//! windows' `labels`. It reads what the pipelines stored and changes nothing.
+//! which hosts and host classes raise the false ones; and what each detector table found.
+//! Labels are the ones ingest keeps (`label` of generated events, CICFlowMeter's `Label`
+//! column), carried into the windows' `labels`, and those of a labels file ([`truth`]). It
+//! reads what the pipelines stored and changes nothing.
+
+pub mod truth;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,13 +13,18 @@ use serde::Serialize;
 use crate::alerts::{AlertsError, outbox, step_relation};
 use crate::ingest::schema::events_table;
 use crate::project::Project;
+use crate::vars::{VarValue, Vars};
 use netsentinel_core::relation::Identifier;
 use netsentinel_core::{Cell, EngineError, ResultSet, Warehouse};
+use truth::{Truth, TruthError};
 
 /// The ranks precision is reported at.
 const PRECISION_AT: [usize; 3] = [10, 50, 100];
 /// Hosts listed as raising the most false alerts.
 const NOISIEST_HOSTS: usize = 5;
+/// The var that sets the prefix length of a window's destination subnet: a labelled
+/// destination address falls in the windows of its subnet.
+const SUBNET_PREFIX_VAR: &str = "dst_subnet_prefix";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -29,9 +37,15 @@ pub enum EvalError {
     #[error(transparent)]
     Alerts(#[from] AlertsError),
     #[error(
-        "{table} holds no labelled window: eval needs labelled data (generated events, or a source with a label column)"
+        "{table} holds no labelled window: eval needs labelled data (generated events, a source with a label column, or --labels FILE)"
     )]
     NoLabels { table: String },
+    #[error(transparent)]
+    Truth(#[from] TruthError),
+    #[error(
+        "eval needs the int var `{SUBNET_PREFIX_VAR}` (the windows' destination subnet prefix) to place a labelled destination"
+    )]
+    NoSubnetPrefix,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,6 +67,8 @@ pub struct Evaluation {
     pub alerts_per_hour: Option<f64>,
     /// The hosts with the most alerted windows that carry no label.
     pub false_alerts_by_host: Vec<HostFalseAlerts>,
+    /// Per host class of the host-classes file (`unlisted` for the hosts it does not name).
+    pub false_alerts_by_class: Vec<ClassFalseAlerts>,
     pub detectors: Vec<DetectorQuality>,
 }
 
@@ -78,6 +94,14 @@ pub struct HostFalseAlerts {
     pub false_alerts: usize,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassFalseAlerts {
+    pub host_class: String,
+    /// Hosts of the class with scored windows.
+    pub hosts: usize,
+    pub false_alerts: usize,
+}
+
 /// A detector table's findings against the labels of the pairs' events.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DetectorQuality {
@@ -97,17 +121,25 @@ pub struct PairRecall {
     pub recall: f64,
 }
 
-/// Measures the project's stored results on `warehouse`.
-pub fn evaluate(project: &Project, warehouse: &mut dyn Warehouse) -> Result<Evaluation, EvalError> {
+/// Measures the project's stored results on `warehouse`, with `truth` beside the labels the
+/// events carry.
+pub fn evaluate(
+    project: &Project,
+    warehouse: &mut dyn Warehouse,
+    vars: &Vars,
+    truth: &Truth,
+) -> Result<Evaluation, EvalError> {
     let alerts = project.config.alerts.as_ref().ok_or(EvalError::NoAlerts)?;
     let table =
         warehouse
             .naming()
             .qualify(step_relation(project, "from", alerts.from.as_str(), false)?);
+    let file_labels = file_labels(vars, truth)?;
+    let judged = judged_windows(&table, &file_labels);
     let flag = &alerts.alert_on;
     let totals = warehouse.query(&format!(
-        "SELECT COUNT(*), COUNTIF(labels IS NOT NULL), COUNTIF(labels IS NOT NULL AND {flag}), \
-         COUNTIF({flag}), MIN(window_start), MAX(window_end) FROM {table}"
+        "{judged} SELECT COUNT(*), COUNTIF(labels IS NOT NULL), COUNTIF(labels IS NOT NULL AND {flag}), \
+         COUNTIF({flag}), MIN(window_start), MAX(window_end) FROM judged"
     ))?;
     let row = totals.rows.first().cloned().unwrap_or_default();
     let count = |i: usize| count_at(&row, i);
@@ -121,7 +153,7 @@ pub fn evaluate(project: &Project, warehouse: &mut dyn Warehouse) -> Result<Eval
         _ => None,
     };
     let kinds = label_counts(&warehouse.query(&format!(
-        "SELECT labels, COUNT(*), COUNTIF({flag}) FROM {table} WHERE labels IS NOT NULL \
+        "{judged} SELECT labels, COUNT(*), COUNTIF({flag}) FROM judged WHERE labels IS NOT NULL \
          GROUP BY labels ORDER BY labels"
     ))?)
     .into_iter()
@@ -132,10 +164,10 @@ pub fn evaluate(project: &Project, warehouse: &mut dyn Warehouse) -> Result<Eval
         alerted,
     })
     .collect();
-    let precision_at = precision_at(warehouse, &table, flag)?;
+    let precision_at = precision_at(warehouse, &judged, flag)?;
     let false_alerts_by_host = warehouse
         .query(&format!(
-            "SELECT subscriberId, COUNT(*) FROM {table} WHERE {flag} AND labels IS NULL \
+            "{judged} SELECT subscriberId, COUNT(*) FROM judged WHERE {flag} AND labels IS NULL \
              GROUP BY subscriberId ORDER BY COUNT(*) DESC, subscriberId LIMIT {NOISIEST_HOSTS}"
         ))?
         .rows
@@ -148,6 +180,11 @@ pub fn evaluate(project: &Project, warehouse: &mut dyn Warehouse) -> Result<Eval
             _ => None,
         })
         .collect();
+    let false_alerts_by_class = if truth.host_classes.is_empty() {
+        Vec::new()
+    } else {
+        false_alerts_by_class(warehouse, &judged, flag, truth)?
+    };
     let alerts_sent = if warehouse.relation_exists(&outbox::outbox())? {
         warehouse
             .query(&format!(
@@ -163,7 +200,7 @@ pub fn evaluate(project: &Project, warehouse: &mut dyn Warehouse) -> Result<Eval
     let detectors = alerts
         .findings
         .iter()
-        .map(|name| detector_quality(project, warehouse, name))
+        .map(|name| detector_quality(project, warehouse, name, &file_labels))
         .collect::<Result<_, _>>()?;
     Ok(Evaluation {
         scored: table,
@@ -179,8 +216,74 @@ pub fn evaluate(project: &Project, warehouse: &mut dyn Warehouse) -> Result<Eval
             .zip(span_hours)
             .map(|(sent, hours)| sent as f64 / hours),
         false_alerts_by_host,
+        false_alerts_by_class,
         detectors,
     })
+}
+
+/// The labels file as a relation; a labelled destination gets the subnet of the windows its
+/// flows fall in, which needs the windows' subnet prefix.
+fn file_labels(vars: &Vars, truth: &Truth) -> Result<String, EvalError> {
+    let places_destinations = truth
+        .labels
+        .iter()
+        .any(|row| row.dst_subnet.is_none() && row.destination.is_some());
+    let prefix = match vars.get(SUBNET_PREFIX_VAR) {
+        Some(VarValue::Int(prefix)) => *prefix,
+        _ if places_destinations => return Err(EvalError::NoSubnetPrefix),
+        _ => 0,
+    };
+    Ok(truth.labels_relation(|address| {
+        format!("NET.IP_TO_STRING(NET.IP_TRUNC(NET.IP_FROM_STRING({address}), {prefix}))")
+    }))
+}
+
+/// `WITH … judged AS (…)`: the scored windows, each with its labels or else those the labels
+/// file gives it.
+fn judged_windows(table: &str, file_labels: &str) -> String {
+    format!(
+        "WITH file_labels AS (\n{file_labels}\n),\n\
+         window_labels AS (\n\
+           SELECT w.subscriberId, w.dst_subnet, w.window_start, MIN(l.label) AS label\n\
+           FROM {table} AS w JOIN file_labels AS l ON l.subscriberId = w.subscriberId\n\
+           WHERE (l.dst_subnet IS NULL OR l.dst_subnet = w.dst_subnet)\n\
+             AND (l.window_start IS NULL OR l.window_start = w.window_start)\n\
+             AND (l.starts IS NULL OR w.window_end > l.starts)\n\
+             AND (l.ends IS NULL OR w.window_start < l.ends)\n\
+           GROUP BY w.subscriberId, w.dst_subnet, w.window_start\n\
+         ),\n\
+         judged AS (\n\
+           SELECT w.* EXCEPT (labels), COALESCE(w.labels, window_labels.label) AS labels\n\
+           FROM {table} AS w LEFT JOIN window_labels USING (subscriberId, dst_subnet, window_start)\n\
+         )\n"
+    )
+}
+
+fn false_alerts_by_class(
+    warehouse: &mut dyn Warehouse,
+    judged: &str,
+    flag: &Identifier,
+    truth: &Truth,
+) -> Result<Vec<ClassFalseAlerts>, EngineError> {
+    let hosts = truth.host_classes_relation();
+    Ok(warehouse
+        .query(&format!(
+            "{judged}, hosts AS (\n{hosts}\n)\n\
+             SELECT COALESCE(hosts.host_class, 'unlisted') AS host_class, COUNT(DISTINCT judged.subscriberId), \
+             COUNTIF(judged.{flag} AND judged.labels IS NULL)\n\
+             FROM judged LEFT JOIN hosts USING (subscriberId) GROUP BY host_class ORDER BY host_class"
+        ))?
+        .rows
+        .iter()
+        .filter_map(|row| match row.as_slice() {
+            [Cell::Text(class), hosts, false_alerts] => Some(ClassFalseAlerts {
+                host_class: class.clone(),
+                hosts: hosts.as_i64()? as usize,
+                false_alerts: false_alerts.as_i64()? as usize,
+            }),
+            _ => None,
+        })
+        .collect())
 }
 
 fn count_at(row: &[Cell], index: usize) -> usize {
@@ -214,12 +317,12 @@ fn label_counts(result: &ResultSet) -> Vec<(String, usize, usize)> {
 
 fn precision_at(
     warehouse: &mut dyn Warehouse,
-    table: &str,
+    judged: &str,
     flag: &Identifier,
 ) -> Result<Vec<PrecisionAt>, EngineError> {
     let largest = PRECISION_AT[PRECISION_AT.len() - 1];
     let ranked = warehouse.query(&format!(
-        "SELECT labels IS NOT NULL FROM {table} WHERE {flag} \
+        "{judged} SELECT labels IS NOT NULL FROM judged WHERE {flag} \
          ORDER BY normalized_distance DESC, subscriberId, window_start LIMIT {largest}"
     ))?;
     let is_attack: Vec<bool> = ranked
@@ -242,11 +345,13 @@ fn precision_at(
 }
 
 /// A detector's findings and the labelled pairs it judged, a pair's label being the labels of
-/// its events other than normal/benign.
+/// its events other than normal/benign, or else the one the labels file gives it (a row naming
+/// the destination, or the whole subscriber).
 fn detector_quality(
     project: &Project,
     warehouse: &mut dyn Warehouse,
     name: &Identifier,
+    file_labels: &str,
 ) -> Result<DetectorQuality, EvalError> {
     let table =
         warehouse
@@ -254,12 +359,24 @@ fn detector_quality(
             .qualify(step_relation(project, "findings", name.as_str(), false)?);
     let events = warehouse.naming().qualify(&events_table());
     let labelled = format!(
-        "WITH pair_labels AS (\n\
+        "WITH file_labels AS (\n{file_labels}\n),\n\
+         pair_labels AS (\n\
            SELECT subscriberId, dstIP AS destination, MIN(label) AS label FROM {events}\n\
            WHERE LOWER(label) NOT IN ('normal', 'benign') GROUP BY subscriberId, dstIP\n\
+         ),\n\
+         file_pair_labels AS (\n\
+           SELECT found.subscriberId, found.destination, MIN(l.label) AS label\n\
+           FROM {table} AS found JOIN file_labels AS l ON l.subscriberId = found.subscriberId\n\
+           WHERE l.window_start IS NULL\n\
+             AND (l.destination = found.destination OR (l.destination IS NULL AND l.dst_subnet IS NULL))\n\
+             AND (l.starts IS NULL OR found.last_seen >= l.starts)\n\
+             AND (l.ends IS NULL OR found.first_seen < l.ends)\n\
+           GROUP BY found.subscriberId, found.destination\n\
          )\n\
-         SELECT found.is_finding, pair_labels.label FROM {table} AS found\n\
-         LEFT JOIN pair_labels USING (subscriberId, destination)"
+         SELECT found.is_finding, COALESCE(pair_labels.label, file_pair_labels.label) AS label\n\
+         FROM {table} AS found\n\
+         LEFT JOIN pair_labels USING (subscriberId, destination)\n\
+         LEFT JOIN file_pair_labels USING (subscriberId, destination)"
     );
     let totals = warehouse.query(&format!(
         "SELECT COUNTIF(is_finding), COUNTIF(is_finding AND label IS NOT NULL) FROM ({labelled})"
@@ -332,6 +449,17 @@ impl Evaluation {
                 .map(|h| format!("{} ({})", h.subscriber, h.false_alerts))
                 .collect();
             lines.push(format!("false alerts by host: {}", hosts.join(", ")));
+        }
+        if !self.false_alerts_by_class.is_empty() {
+            let classes: Vec<String> = self
+                .false_alerts_by_class
+                .iter()
+                .map(|c| format!("{} {} (of {} hosts)", c.host_class, c.false_alerts, c.hosts))
+                .collect();
+            lines.push(format!(
+                "false alerts by host class: {}",
+                classes.join(", ")
+            ));
         }
         for detector in &self.detectors {
             lines.push(format!(
