@@ -25,7 +25,7 @@ use crate::ingest::follow::{CommitHealth, Receipt};
 
 /// The media types accepted for NDJSON (one JSON object per line). Requiring one also makes a
 /// browser ask first (a CORS preflight), which this endpoint never grants.
-pub const NDJSON_MEDIA_TYPES: [&str; 3] = [
+const NDJSON_MEDIA_TYPES: [&str; 3] = [
     "application/x-ndjson",
     "application/ndjson",
     "application/jsonl",
@@ -43,7 +43,7 @@ pub struct EventLimits {
 impl Default for EventLimits {
     fn default() -> Self {
         EventLimits {
-            max_body_bytes: 4 << 20,
+            max_body_bytes: 8 << 20,
             max_lines: 10_000,
             body_timeout: Duration::from_secs(30),
         }
@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn only_an_origin_that_is_the_requests_own_host_is_same_origin() {
         let host = (header::HOST, "127.0.0.1:9465");
-        assert!(same_origin(&headers(&[host.clone()])));
+        assert!(same_origin(&headers(std::slice::from_ref(&host))));
         assert!(same_origin(&headers(&[
             host.clone(),
             (header::ORIGIN, "http://127.0.0.1:9465")

@@ -332,7 +332,7 @@ mod tests {
                 max_bytes: body_bytes(&rows),
             },
         );
-        assert_eq!(plan.requests, [0..3], "exactly at the limit fits");
+        assert_eq!(plan.requests, vec![0..3], "exactly at the limit fits");
         let plan = RequestPlan::new(
             &rows,
             RequestLimits {
