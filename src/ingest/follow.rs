@@ -325,8 +325,9 @@ struct Pending {
     batch: EventBatch,
     receipts: Vec<(Acknowledge, ReceiptOutcome)>,
     /// Events of closed windows: rejects as late, unless already stored (input replayed after
-    /// a restart), which the commit finds out. With the receipt they came in.
-    late: Vec<(usize, StoredEvent, Reject)>,
+    /// a restart), which the commit finds out. With the receipt they came in, until it is
+    /// answered.
+    late: Vec<(Option<usize>, StoredEvent, Reject)>,
     /// Late events found really late, counted once their rejects are committed.
     really_late: u64,
     /// When the oldest uncommitted receipt arrived.
@@ -433,7 +434,8 @@ impl Pending {
                 }
                 Some(rejection) => {
                     outcome.rejected += 1;
-                    self.late.push((receipt_index, stored, reject(rejection)));
+                    self.late
+                        .push((Some(receipt_index), stored, reject(rejection)));
                 }
             }
         }
@@ -468,8 +470,7 @@ impl Pending {
         stored.extend(self.batch.events.iter().map(|e| e.event_id.clone()));
         for (receipt, event, reject) in std::mem::take(&mut self.late) {
             if stored.contains(&event.event_id) {
-                // No receipt to correct once a failed commit has answered them.
-                if let Some((_, outcome)) = self.receipts.get_mut(receipt) {
+                if let Some((_, outcome)) = receipt.and_then(|r| self.receipts.get_mut(r)) {
                     outcome.rejected -= 1;
                     outcome.accepted += 1;
                 }
@@ -500,6 +501,11 @@ impl Pending {
     fn refuse_receipts(&mut self) {
         for (acknowledge, _) in self.receipts.drain(..) {
             acknowledge(Err(NotCommitted));
+        }
+        // Their answers are given: no late event may correct one, or a later receipt at the
+        // same index.
+        for (receipt, _, _) in &mut self.late {
+            *receipt = None;
         }
     }
 
@@ -822,6 +828,33 @@ mod tests {
         let text = metrics.render();
         let line = text.lines().find(|l| l.starts_with(series)).unwrap();
         line[series.len()..].parse().unwrap()
+    }
+
+    #[test]
+    fn a_late_event_of_an_answered_receipt_corrects_no_later_receipts_answer() {
+        let mut warehouse = DuckDbWarehouse::open_in_memory().unwrap();
+        let mut pending = Pending::default();
+        // The first flow again once its window has closed: late, and a duplicate in the batch.
+        let repeated = line("2026-01-01T00:00:30Z");
+        let body = [repeated.clone(), line("2026-01-01T00:01:10Z"), repeated].join("\n");
+        pending.add(unacknowledged(body), &config(Some(clock())));
+        assert_eq!(pending.late.len(), 1);
+        let failed = pending.commit(&mut warehouse, &Metrics::default());
+        assert!(failed.is_err(), "no raw tables yet");
+        pending.refuse_receipts();
+
+        let (receipt, answer) = answered(line("2026-01-01T00:01:11Z"));
+        pending.add(receipt, &config(Some(clock())));
+        schema::create_raw_tables(&mut warehouse).unwrap();
+        pending.commit(&mut warehouse, &Metrics::default()).unwrap();
+        assert_eq!(
+            *answer.lock().unwrap(),
+            Some(Ok(ReceiptOutcome {
+                accepted: 1,
+                rejected: 0
+            }))
+        );
+        assert_eq!(count(&mut warehouse, "raw.netlog_events"), Cell::Int(3));
     }
 
     /// Runs `follower` on a thread of its own; its result comes through the returned channel.
