@@ -337,7 +337,11 @@ fn send(
         .map(|l| l.as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    let request = client.post(url).body(body).send();
+    let request = client
+        .post(url)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send();
     pending.push(runtime.spawn(request));
 }
 

@@ -35,6 +35,7 @@ struct IngestCounts {
     duplicates: u64,
     rejects: u64,
     late: u64,
+    commit_failures: u64,
     /// Seconds between the newest committed event's start and its commit.
     lag_seconds: Option<f64>,
 }
@@ -105,6 +106,10 @@ impl Metrics {
                 ingest.lag_seconds = Some((at - newest).num_milliseconds() as f64 / 1000.0);
             }
         });
+    }
+
+    pub fn commit_failed(&self) {
+        self.with(|s| s.ingest.commit_failures += 1);
     }
 
     pub fn render(&self) -> String {
@@ -179,6 +184,12 @@ fn render(state: &State) -> String {
         "netsentinel_ingest_late_events_total",
         "Events whose window had closed before they arrived.",
         ingest.late,
+    );
+    counter(
+        &mut out,
+        "netsentinel_ingest_commit_failures_total",
+        "Commits that failed and were retried.",
+        ingest.commit_failures,
     );
     if let Some(lag) = ingest.lag_seconds {
         header(

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use netsentinel::ingest::{self, Format, InputFormat};
 use netsentinel::output::OutputFormat;
+use netsentinel::service::{ConnectionLimits, EventLimits};
 use netsentinel_generate::{Drift, GeneratorConfig, StopAt};
 
 #[derive(Debug, Parser)]
@@ -334,9 +335,25 @@ pub struct FollowArgs {
     /// The pipeline --drift-every runs; a project without it measures no drift in-process.
     #[arg(long, default_value = "drift")]
     pub drift_pipeline: String,
-    /// The largest POST /v1/events body accepted, in bytes.
-    #[arg(long, default_value_t = 16 << 20)]
+    /// The largest POST /v1/events body accepted, in bytes (413 beyond).
+    #[arg(long, default_value_t = EventLimits::default().max_body_bytes)]
     pub max_body_bytes: usize,
+    /// The most NDJSON lines one POST /v1/events may carry (413 beyond).
+    #[arg(long, default_value_t = EventLimits::default().max_lines)]
+    pub max_request_lines: usize,
+    /// A POST /v1/events body must arrive whole within this (408 beyond).
+    #[arg(long, default_value_t = EventLimits::default().body_timeout.into(), value_name = "DURATION")]
+    pub body_timeout: humantime::Duration,
+    /// A request's headers must arrive within this; an idle connection is closed after it.
+    #[arg(long, default_value_t = ConnectionLimits::default().header_timeout.into(), value_name = "DURATION")]
+    pub header_timeout: humantime::Duration,
+    /// Open connections to --listen at most; more are closed at once.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_connections)]
+    pub max_connections: usize,
+    /// Input read and not yet committed, in bytes, from all sources: past it standard input
+    /// and Pub/Sub wait and POST /v1/events answers 503.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub queue_bytes: usize,
 }
 
 #[derive(Debug, Args)]

@@ -182,6 +182,11 @@ impl StoredEvent {
     }
 }
 
+/// The most of a rejected line's text kept with its reject. No netlog event is near this long;
+/// a longer line is junk, and kept whole it could exceed what one insert request may carry
+/// (BigQuery: 10 MB), which would fail its batch's commit on every retry.
+pub const MAX_REJECT_RAW_BYTES: usize = 64 << 10;
+
 impl Reject {
     /// The reject as a row of `raw.netlog_rejects`.
     fn row(&self, rejected_at: DateTime<Utc>) -> Vec<Cell> {
@@ -191,8 +196,38 @@ impl Reject {
             Cell::Int(self.line as i64),
             optional_text(&self.field),
             Cell::Text(self.reason.clone()),
-            Cell::Text(self.raw.clone()),
+            Cell::Text(truncated(&self.raw, MAX_REJECT_RAW_BYTES).to_string()),
             Cell::Timestamp(rejected_at),
         ]
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejects_raw_text_is_cut_at_a_character_boundary() {
+        assert_eq!(truncated("short", 64), "short");
+        assert_eq!(truncated("ééé", 3), "é", "a 2-byte character is not split");
+        let reject = Reject {
+            reject_id: "r".into(),
+            source: "s".into(),
+            line: 1,
+            field: None,
+            reason: "junk".into(),
+            raw: "x".repeat(MAX_REJECT_RAW_BYTES * 3),
+        };
+        let row = reject.row(Utc::now());
+        assert_eq!(row[5], Cell::Text("x".repeat(MAX_REJECT_RAW_BYTES)));
     }
 }

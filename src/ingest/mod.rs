@@ -4,6 +4,7 @@
 //! row, and re-ingesting adds nothing. Files are read line by line, never whole.
 
 pub mod batch;
+pub mod budget;
 pub mod follow;
 pub mod formats;
 pub mod parse;
@@ -55,6 +56,11 @@ pub enum IngestError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error("stopped with {rows} row(s) read and not committed: {source}")]
+    Uncommitted {
+        rows: usize,
+        source: Box<IngestError>,
+    },
 }
 
 /// The netlog layouts `generate` writes (ingest reads these and more: [`InputFormat`]).

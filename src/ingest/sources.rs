@@ -1,7 +1,8 @@
 //! Where continuous ingest reads from, each on a thread of its own feeding [`Receipt`]s to the
 //! committer: standard input (its end ends the ingest) and a Pub/Sub subscription (each
-//! message acked only after its rows are committed, nacked when they could not be).
-//! `POST /v1/events` is served by [`crate::service`].
+//! message acked only after its rows are committed, nacked when they could not be). Both wait
+//! for room in the input budget before reading on. `POST /v1/events` is served by
+//! [`crate::service`].
 
 use std::io::BufRead;
 use std::sync::Arc;
@@ -12,21 +13,38 @@ use std::time::Duration;
 
 use google_cloud_pubsub::client::Subscriber;
 
+use super::budget::ByteBudget;
 use super::follow::Receipt;
 use crate::pubsub;
 
-/// Reads NDJSON from standard input until it ends; dropping the sender tells the committer.
-/// Each line is its own receipt, so a slow producer's lines are committed within the commit
-/// interval instead of waiting for a buffer to fill.
-pub fn stdin(receipts: SyncSender<Receipt>) -> JoinHandle<std::io::Result<()>> {
+/// Reads NDJSON from standard input until it ends (or the budget closes); dropping the sender
+/// tells the committer. Each line is its own receipt, so a slow producer's lines are committed
+/// within the commit interval instead of waiting for a buffer to fill.
+pub fn stdin(receipts: SyncSender<Receipt>, budget: ByteBudget) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        for (index, line) in std::io::stdin().lock().lines().enumerate() {
-            let receipt = Receipt::unacknowledged("<stdin>", index as u64 + 1, line?);
+        let mut input = std::io::stdin().lock();
+        let mut line = Vec::new();
+        for number in 1.. {
+            line.clear();
+            match input.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, "cannot read standard input; reading no more of it");
+                    break;
+                }
+            }
+            let Some(held) = budget.hold(line.len()) else {
+                break;
+            };
+            // A line that is not UTF-8 is decoded lossily, as a Pub/Sub message is: it becomes
+            // a reject, or an event with U+FFFD in a text field, never the end of the input.
+            let body = String::from_utf8_lossy(&line).into_owned();
+            let receipt = Receipt::unacknowledged("<stdin>", number, body, held);
             if receipts.send(receipt).is_err() {
                 break;
             }
         }
-        Ok(())
     })
 }
 
@@ -37,6 +55,7 @@ pub fn stdin(receipts: SyncSender<Receipt>) -> JoinHandle<std::io::Result<()>> {
 pub fn pubsub(
     subscription: String,
     receipts: SyncSender<Receipt>,
+    budget: ByteBudget,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<Result<(), String>> {
     std::thread::spawn(move || {
@@ -45,7 +64,7 @@ pub fn pubsub(
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the Pub/Sub runtime: {e}"))?;
-        runtime.block_on(pull(subscription, receipts, stop))
+        runtime.block_on(pull(subscription, receipts, budget, stop))
     })
 }
 
@@ -54,6 +73,7 @@ const REDELIVERY_AFTER_CRASH: Duration = Duration::from_secs(10);
 async fn pull(
     subscription: String,
     receipts: SyncSender<Receipt>,
+    budget: ByteBudget,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let mut builder = Subscriber::builder();
@@ -84,33 +104,36 @@ async fn pull(
     tokio::pin!(stopped);
     loop {
         let next = tokio::select! {
-            _ = &mut stopped => {
-                // Waits until every message handed over is acked or nacked (the committer's
-                // last commit) and those acks are sent.
-                stream.shutdown_token().shutdown().await;
-                return Ok(());
-            }
+            _ = &mut stopped => break,
             next = stream.next() => next,
         };
         let (message, handler) = match next {
-            None => return Ok(()),
+            None => break,
             Some(Err(error)) => return Err(format!("pulling {subscription} failed: {error}")),
             Some(Ok(received)) => received,
         };
-        let body = String::from_utf8_lossy(&message.data).into_owned();
+        // Waiting here (off the async workers' hot path) is the back-pressure that keeps
+        // unacked messages with Pub/Sub instead of in memory. A message dropped unsent is
+        // nacked.
+        let Some(held) = tokio::task::block_in_place(|| budget.hold(message.data.len())) else {
+            break;
+        };
         let receipt = Receipt {
             source: format!("pubsub:{}", message.message_id),
             first_line: 1,
-            body,
+            body: String::from_utf8_lossy(&message.data).into_owned(),
             acknowledge: Box::new(move |committed| match committed {
                 Ok(_) => handler.ack(),
                 Err(_) => handler.nack(),
             }),
+            held,
         };
-        // The committer may be busy; waiting here (off the async workers' hot path) is the
-        // back-pressure that keeps unacked messages with Pub/Sub instead of in memory.
         if tokio::task::block_in_place(|| receipts.send(receipt)).is_err() {
-            return Ok(());
+            break;
         }
     }
+    // Waits until every message handed over is acked or nacked (the committer's last commit)
+    // and those acks are sent.
+    stream.shutdown_token().shutdown().await;
+    Ok(())
 }

@@ -213,7 +213,10 @@ fn post(url: &str, body: &str, token: Option<&str>) -> (u16, String) {
         .build()
         .unwrap()
         .block_on(async {
-            let mut request = reqwest::Client::new().post(url).body(body.to_string());
+            let mut request = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-ndjson")
+                .body(body.to_string());
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }

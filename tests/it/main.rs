@@ -12,6 +12,8 @@ mod drift;
 mod eval;
 mod event_time;
 mod follow;
+mod follow_faults;
+mod follow_http_abuse;
 mod golden;
 mod idempotency;
 mod ingest;

@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use google_cloud_auth::credentials::AccessTokenCredentials;
-use rand::Rng;
+use netsentinel_core::Backoff;
 use serde_json::Value;
 
 use crate::BigQueryError;
@@ -156,35 +156,30 @@ impl ApiError {
     }
 }
 
-/// Capped exponential backoff with jitter.
+/// How often a request is tried, and the pauses between tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
-    pub initial_delay: Duration,
-    pub max_delay: Duration,
+    pub backoff: Backoff,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 6,
-            initial_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(32),
+            backoff: Backoff {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(32),
+            },
         }
     }
 }
 
 impl RetryPolicy {
-    /// The pause before attempt `attempt + 1` (attempt counts from 1): the capped exponential
-    /// delay, of which a random half is dropped so that many clients do not retry in step.
+    /// The pause before attempt `attempt + 1` (attempt counts from 1).
     pub fn delay(&self, attempt: u32) -> Duration {
-        let exponential = self
-            .initial_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let capped = exponential.min(self.max_delay);
-        let jitter = rand::rng().random_range(0.0..=0.5);
-        capped.mul_f64(1.0 - jitter)
+        self.backoff.delay(attempt)
     }
 }
 
@@ -412,24 +407,5 @@ mod tests {
             &serde_json::json!({"reason": "backendError", "message": "try again"}),
         );
         assert!(job_error.is_retryable());
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let policy = RetryPolicy {
-            max_attempts: 10,
-            initial_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-        };
-        for attempt in 1..=8 {
-            let full =
-                Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(1));
-            for _ in 0..20 {
-                let delay = policy.delay(attempt);
-                assert!(delay <= full && delay >= full / 2, "{attempt}: {delay:?}");
-            }
-        }
-        let samples: Vec<Duration> = (0..20).map(|_| policy.delay(3)).collect();
-        assert!(samples.iter().any(|d| *d != samples[0]), "no jitter");
     }
 }

@@ -1,6 +1,8 @@
 //! Tables over the REST API: creating one from its columns and layout, and streaming rows into
-//! a staging table through `tabledata.insertAll` (at most 500 rows a request, each with an
-//! insertId), reporting the rows BigQuery refused.
+//! a staging table through `tabledata.insertAll` (requests of at most 500 rows and 5 MiB, each
+//! row with an insertId), reporting the rows BigQuery refused.
+
+use std::ops::Range;
 
 use chrono::{SecondsFormat, Utc};
 use gcp_bigquery_client::model::clustering::Clustering;
@@ -18,6 +20,10 @@ use crate::client::{ApiError, Method, Reason, RestClient};
 
 /// BigQuery's recommended maximum rows per insertAll request.
 pub const MAX_ROWS_PER_REQUEST: usize = 500;
+/// The largest insertAll request body sent. BigQuery refuses requests over 10 MB, and a refused
+/// request fails every row in it on every retry; half that leaves room for the HTTP envelope
+/// and any proxy's additions.
+pub const MAX_REQUEST_BYTES: usize = 5 << 20;
 /// Staging tables expire by themselves if an insert dies before dropping them.
 const STAGING_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 /// A staging row's position among the rows offered, so the first of rows sharing a key wins.
@@ -134,11 +140,85 @@ pub fn staging_rows(def: &TableDef, rows: &[Vec<Cell>]) -> Vec<(String, Value)> 
 pub fn insert_all_body(rows: &[(String, Value)]) -> Value {
     json!({
         "skipInvalidRows": true,
-        "rows": rows
-            .iter()
-            .map(|(id, row)| json!({ "insertId": id, "json": row }))
-            .collect::<Vec<_>>(),
+        "rows": rows.iter().map(request_row).collect::<Vec<_>>(),
     })
+}
+
+fn request_row((insert_id, row): &(String, Value)) -> Value {
+    json!({ "insertId": insert_id, "json": row })
+}
+
+/// How rows are divided into insertAll requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_rows: MAX_ROWS_PER_REQUEST,
+            max_bytes: MAX_REQUEST_BYTES,
+        }
+    }
+}
+
+/// The requests that carry some rows: consecutive runs within the limits, and the rows too
+/// large for any request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RequestPlan {
+    pub requests: Vec<Range<usize>>,
+    /// Refused without sending: a request holding one would fail whole, on every retry.
+    pub oversized: Vec<(usize, usize)>,
+}
+
+impl RequestPlan {
+    pub fn new(rows: &[(String, Value)], limits: RequestLimits) -> Self {
+        let envelope = insert_all_body(&[]).to_string().len();
+        let mut plan = RequestPlan::default();
+        let mut current = 0..0;
+        let mut current_bytes = envelope;
+        for (index, row) in rows.iter().enumerate() {
+            let entry = request_row(row).to_string().len();
+            if envelope + entry > limits.max_bytes {
+                plan.oversized.push((index, entry));
+                plan.close(&mut current, index + 1);
+                current_bytes = envelope;
+                continue;
+            }
+            let comma = usize::from(!current.is_empty());
+            if current.len() == limits.max_rows || current_bytes + comma + entry > limits.max_bytes
+            {
+                plan.close(&mut current, index);
+                current_bytes = envelope;
+            }
+            current_bytes += usize::from(!current.is_empty()) + entry;
+            current.end = index + 1;
+        }
+        plan.close(&mut current, rows.len());
+        plan
+    }
+
+    /// Ends the request being filled, if it holds rows; the next starts at `next`.
+    fn close(&mut self, current: &mut Range<usize>, next: usize) {
+        let closed = std::mem::replace(current, next..next);
+        if !closed.is_empty() {
+            self.requests.push(closed);
+        }
+    }
+
+    fn oversized_refusals(&self, max_bytes: usize) -> Vec<RefusedRow> {
+        self.oversized
+            .iter()
+            .map(|&(index, bytes)| RefusedRow {
+                index,
+                reason: format!(
+                    "the row is {bytes} bytes as JSON, more than one insertAll request may carry ({max_bytes})"
+                ),
+            })
+            .collect()
+    }
 }
 
 /// The rows an `insertAll` answer refused, offset by the request's first row.
@@ -168,8 +248,9 @@ pub fn row_errors(response: &Value, offset: usize) -> Vec<RefusedRow> {
         .collect()
 }
 
-/// Streams rows into a table in requests of at most 500 rows; transient failures are retried
-/// with the same insertIds. Returns the rows BigQuery refused.
+/// Streams rows into a table in requests within [`RequestLimits::default`]; transient failures
+/// are retried with the same insertIds. Returns the rows BigQuery refused, and those too large
+/// to send.
 pub async fn insert_rows(
     client: &RestClient,
     table: &TableSpec<'_>,
@@ -177,9 +258,11 @@ pub async fn insert_rows(
 ) -> Result<Vec<RefusedRow>, BigQueryError> {
     let (project, dataset, table) = (table.project, table.dataset, table.table);
     let path = format!("projects/{project}/datasets/{dataset}/tables/{table}/insertAll");
-    let mut refused = Vec::new();
-    for (chunk_index, chunk) in rows.chunks(MAX_ROWS_PER_REQUEST).enumerate() {
-        let body = insert_all_body(chunk);
+    let limits = RequestLimits::default();
+    let plan = RequestPlan::new(rows, limits);
+    let mut refused = plan.oversized_refusals(limits.max_bytes);
+    for request in plan.requests {
+        let body = insert_all_body(&rows[request.clone()]);
         let response = client
             .call_with_retry(Method::Post, &path, &[], Some(&body), |_| false)
             .await
@@ -187,7 +270,7 @@ pub async fn insert_rows(
                 operation: format!("insertAll into {dataset}.{table}"),
                 source,
             })?;
-        refused.extend(row_errors(&response, chunk_index * MAX_ROWS_PER_REQUEST));
+        refused.extend(row_errors(&response, request.start));
     }
     Ok(refused)
 }
@@ -206,6 +289,89 @@ mod tests {
         assert_eq!(body["skipInvalidRows"], true);
         assert_eq!(body["rows"][1]["insertId"], "id2");
         assert_eq!(body["rows"][1]["json"]["a"], 2);
+    }
+
+    fn rows_of(sizes: &[usize]) -> Vec<(String, Value)> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| (i.to_string(), json!({ "payload": "x".repeat(size) })))
+            .collect()
+    }
+
+    fn body_bytes(rows: &[(String, Value)]) -> usize {
+        insert_all_body(rows).to_string().len()
+    }
+
+    #[test]
+    fn requests_are_split_by_bytes_as_well_as_rows() {
+        let limits = RequestLimits {
+            max_rows: 4,
+            max_bytes: 1000,
+        };
+        // Small rows fill requests of four; rows of ~300 bytes fill requests of three.
+        let rows = rows_of(&[10, 10, 10, 10, 10, 300, 300, 300, 300, 10]);
+        let plan = RequestPlan::new(&rows, limits);
+        assert_eq!(plan.requests, [0..4, 4..7, 7..10]);
+        assert!(plan.oversized.is_empty());
+        for request in &plan.requests {
+            let bytes = body_bytes(&rows[request.clone()]);
+            assert!(bytes <= limits.max_bytes, "{request:?}: {bytes} bytes");
+        }
+        // Each request is as full as the limits allow: one row more would break one.
+        assert!(body_bytes(&rows[4..8]) > limits.max_bytes);
+    }
+
+    #[test]
+    fn the_byte_estimate_is_the_body_sent() {
+        let rows = rows_of(&[5, 50, 500]);
+        let plan = RequestPlan::new(
+            &rows,
+            RequestLimits {
+                max_rows: 500,
+                max_bytes: body_bytes(&rows),
+            },
+        );
+        assert_eq!(plan.requests, vec![0..3], "exactly at the limit fits");
+        let plan = RequestPlan::new(
+            &rows,
+            RequestLimits {
+                max_rows: 500,
+                max_bytes: body_bytes(&rows) - 1,
+            },
+        );
+        assert_eq!(plan.requests, [0..2, 2..3], "one byte less does not");
+    }
+
+    #[test]
+    fn a_row_too_large_for_any_request_is_refused_and_its_neighbours_are_sent() {
+        let limits = RequestLimits {
+            max_rows: 500,
+            max_bytes: 1000,
+        };
+        let rows = rows_of(&[10, 10, 5000, 10]);
+        let plan = RequestPlan::new(&rows, limits);
+        assert_eq!(plan.requests, [0..2, 3..4]);
+        assert_eq!(plan.oversized.len(), 1);
+        let refused = plan.oversized_refusals(limits.max_bytes);
+        assert_eq!(refused[0].index, 2);
+        assert!(
+            refused[0].reason.contains("(1000)"),
+            "{}",
+            refused[0].reason
+        );
+    }
+
+    #[test]
+    fn default_requests_stay_well_under_bigquerys_10_mb() {
+        // 500 rows of 20 KB would be a 10 MB request.
+        let rows = rows_of(&[20_000; 500]);
+        let plan = RequestPlan::new(&rows, RequestLimits::default());
+        assert!(plan.requests.len() > 1);
+        assert_eq!(plan.requests.last().map(|r| r.end), Some(500));
+        for request in &plan.requests {
+            assert!(body_bytes(&rows[request.clone()]) <= MAX_REQUEST_BYTES);
+        }
     }
 
     #[test]

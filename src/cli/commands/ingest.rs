@@ -1,19 +1,19 @@
 //! `netsentinel ingest`: files once, or `--follow` from stdin, HTTP or Pub/Sub with detection in process.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::bail;
 use chrono::Utc;
 
-use netsentinel::ingest::follow::{self, FollowConfig, WindowClock};
-use netsentinel::ingest::schema::create_raw_tables;
+use netsentinel::ingest::budget::ByteBudget;
+use netsentinel::ingest::follow::{self, CommitHealth, FollowConfig, Follower, WindowClock};
 use netsentinel::ingest::skew::ClockGuard;
 use netsentinel::ingest::sources;
 use netsentinel::ingest::{self, ReadOptions};
 use netsentinel::metrics::Metrics;
 use netsentinel::runner::{RunError, Runner};
-use netsentinel::service::{EventsRoute, Service, ServiceOptions};
+use netsentinel::service::{ConnectionLimits, EventLimits, EventsRoute, Service, ServiceOptions};
 use netsentinel_core::Warehouse;
 
 use crate::cli::Session;
@@ -47,37 +47,6 @@ pub fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()
             "--follow reads standard input (-), --http and --subscription; to load files, drop --follow"
         ),
     };
-    let metrics = Arc::new(Metrics::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let (receipts, received) = std::sync::mpsc::sync_channel(RECEIPT_QUEUE);
-    let events = follow_args.http.then(|| EventsRoute {
-        receipts: receipts.clone(),
-        max_body_bytes: follow_args.max_body_bytes,
-        token: std::env::var(INGEST_TOKEN_VAR)
-            .ok()
-            .filter(|t| !t.is_empty()),
-        token_env: INGEST_TOKEN_VAR.to_string(),
-    });
-    let service = Service::start(ServiceOptions {
-        listen: follow_args.listen,
-        metrics: metrics.clone(),
-        stop: stop.clone(),
-        events,
-    })?;
-    if follow_args.http {
-        println!("accepting POST http://{}/v1/events", service.addr);
-    }
-    println!("serving http://{}/metrics", service.addr);
-    if stdin {
-        sources::stdin(receipts.clone());
-    }
-    let puller = follow_args
-        .subscription
-        .clone()
-        .map(|subscription| sources::pubsub(subscription, receipts.clone(), stop.clone()));
-    // Input ends when every source has: the committer sees the channel close.
-    drop(receipts);
-
     let clock = WindowClock::from_vars(&session.vars);
     if clock.is_none() {
         tracing::warn!("vars window_seconds is not declared: no event is treated as late");
@@ -87,16 +56,63 @@ pub fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()
         commit_interval: follow_args.commit_interval,
         clock,
         clock_guard: ClockGuard::from_vars(&session.vars),
+        retry: follow::COMMIT_RETRY,
     };
     let cadences = in_process_runs(session, follow_args)?;
     let mut warehouse = session.open_warehouse()?;
-    // Before the second session exists: two sessions creating the same tables conflict.
-    create_raw_tables(warehouse.as_mut())?;
+    // Before any source starts: a warehouse that cannot be reached fails the command with no
+    // input read and lost. It creates the tables before the second session exists: two
+    // sessions creating the same tables conflict.
+    let follower = Follower::prepare(warehouse.as_mut(), config)?;
     let detection = if cadences.is_empty() {
         None
     } else {
         Some(warehouse.another_session()?)
     };
+
+    let metrics = Arc::new(Metrics::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(CommitHealth::default());
+    let budget = ByteBudget::new(follow_args.queue_bytes);
+    let (receipts, received) = std::sync::mpsc::sync_channel(RECEIPT_QUEUE);
+    let events = follow_args.http.then(|| EventsRoute {
+        receipts: receipts.clone(),
+        budget: budget.clone(),
+        health: health.clone(),
+        limits: EventLimits {
+            max_body_bytes: follow_args.max_body_bytes,
+            max_lines: follow_args.max_request_lines,
+            body_timeout: follow_args.body_timeout.into(),
+        },
+        token: std::env::var(INGEST_TOKEN_VAR)
+            .ok()
+            .filter(|t| !t.is_empty()),
+        token_env: INGEST_TOKEN_VAR.to_string(),
+    });
+    let service = Service::start(ServiceOptions {
+        listen: follow_args.listen,
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+        limits: ConnectionLimits {
+            header_timeout: follow_args.header_timeout.into(),
+            max_connections: follow_args.max_connections,
+            ..ConnectionLimits::default()
+        },
+        events,
+    })?;
+    if follow_args.http {
+        println!("accepting POST http://{}/v1/events", service.addr);
+    }
+    println!("serving http://{}/metrics", service.addr);
+    if stdin {
+        sources::stdin(receipts.clone(), budget.clone());
+    }
+    let puller = follow_args.subscription.clone().map(|subscription| {
+        sources::pubsub(subscription, receipts.clone(), budget.clone(), stop.clone())
+    });
+    // Input ends when every source has: the committer sees the channel close.
+    drop(receipts);
+
     let ingest_done = AtomicBool::new(false);
     let summary = std::thread::scope(|scope| {
         if let Some(mut detection_warehouse) = detection {
@@ -112,22 +128,26 @@ pub fn follow_command(session: &Session, args: &IngestArgs) -> anyhow::Result<()
                 });
             });
         }
-        let summary = follow::follow(warehouse.as_mut(), &received, &config, &stop, &metrics);
+        let summary = follower.run(warehouse.as_mut(), &received, &stop, &metrics, &health);
         // A detection run in progress finishes; no new one starts.
-        ingest_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        ingest_done.store(true, Ordering::SeqCst);
         summary
-    })?;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    // Receipts still queued are dropped, which nacks their messages for redelivery.
+    });
+    // Whatever the outcome, the parts stop in an order where none waits on another: sources
+    // waiting for room give up, receipts still queued are dropped (their HTTP requests are
+    // answered 503, their Pub/Sub messages nacked for redelivery), and the endpoint gives the
+    // requests in flight its grace period.
+    stop.store(true, Ordering::SeqCst);
+    budget.close();
     drop(received);
-    if let Some(puller) = puller {
-        match puller.join() {
-            Ok(Err(error)) => bail!(error),
-            Err(_) => bail!("the Pub/Sub puller panicked"),
-            Ok(Ok(())) => {}
-        }
-    }
+    let pulled = puller.map(|puller| puller.join());
     drop(service);
+    let summary = summary?;
+    match pulled {
+        Some(Ok(Err(error))) => bail!(error),
+        Some(Err(_)) => bail!("the Pub/Sub puller panicked"),
+        Some(Ok(Ok(()))) | None => {}
+    }
     write_ingest_summary(
         &mut std::io::stdout().lock(),
         &summary.ingest(),
@@ -184,5 +204,6 @@ fn run_in_process(
     }
 }
 
-/// Receipts waiting for the committer; beyond this, sources wait (HTTP answers 503).
+/// Receipts waiting for the committer, besides their bound in bytes (`--queue-bytes`); beyond
+/// either, sources wait (HTTP answers 503).
 const RECEIPT_QUEUE: usize = 4096;

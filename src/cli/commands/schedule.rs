@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use netsentinel::metrics::Metrics;
 use netsentinel::schedule::Scheduler;
-use netsentinel::service::{Service, ServiceOptions};
+use netsentinel::service::{ConnectionLimits, Service, ServiceOptions};
 
 use crate::cli::Session;
 use crate::cli::args::{GlobalArgs, ScheduleArgs};
@@ -19,6 +19,7 @@ pub fn schedule_command(global: &GlobalArgs, args: &ScheduleArgs) -> anyhow::Res
         listen: args.listen.unwrap_or(config.listen),
         metrics: metrics.clone(),
         stop: stop.clone(),
+        limits: ConnectionLimits::default(),
         events: None,
     })?;
     println!("scheduler serving http://{}/metrics", service.addr);

@@ -7,6 +7,7 @@ pub mod bqemu;
 pub mod daemon;
 pub mod fs;
 pub mod pubsub;
+pub mod raw_http;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

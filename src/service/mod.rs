@@ -1,25 +1,28 @@
 //! The HTTP endpoint of a long-running netsentinel (`schedule`, `ingest --follow`): `/healthz`,
-//! `/metrics` and, when ingesting over HTTP, `POST /v1/events`; and SIGINT/SIGTERM, which ask
-//! the process to stop after the work under way (a second signal exits at once).
+//! `/metrics` and, when ingesting over HTTP, `POST /v1/events` ([`events`]), over a connection
+//! loop with timeouts and limits ([`serve`]); and SIGINT/SIGTERM, which ask the process to stop
+//! after the work under way (a second signal exits at once).
 //!
 //! It runs on a thread of its own with its own async runtime, so the synchronous engines keep
 //! the caller's thread.
 
+pub mod events;
+pub mod serve;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-
+use axum::routing::get;
 use tokio::sync::oneshot;
 
-use crate::ingest::follow::Receipt;
 use crate::metrics::Metrics;
+pub use events::{EventLimits, EventsRoute};
+pub use serve::ConnectionLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -36,20 +39,11 @@ pub enum ServiceError {
     Runtime(std::io::Error),
 }
 
-/// `POST /v1/events`: where the posted NDJSON goes (answered once it is committed), how large
-/// a body may be, and the bearer token.
-pub struct EventsRoute {
-    pub receipts: SyncSender<Receipt>,
-    pub max_body_bytes: usize,
-    pub token: Option<String>,
-    /// The variable the token came from, for the error when one is needed.
-    pub token_env: String,
-}
-
 pub struct ServiceOptions {
     pub listen: SocketAddr,
     pub metrics: Arc<Metrics>,
     pub stop: Arc<AtomicBool>,
+    pub limits: ConnectionLimits,
     pub events: Option<EventsRoute>,
 }
 
@@ -64,8 +58,6 @@ pub struct Service {
 struct AppState {
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
-    receipts: Option<SyncSender<Receipt>>,
-    token: Option<Arc<str>>,
 }
 
 impl Service {
@@ -92,44 +84,31 @@ impl Service {
             .enable_all()
             .build()
             .map_err(ServiceError::Runtime)?;
-        let max_body_bytes = options.events.as_ref().map_or(0, |e| e.max_body_bytes);
-        let state = AppState {
-            metrics: options.metrics,
-            stop: options.stop.clone(),
-            token: options
-                .events
-                .as_ref()
-                .and_then(|e| e.token.as_deref())
-                .map(Arc::from),
-            receipts: options.events.map(|e| e.receipts),
-        };
+        let mut app = axum::Router::new()
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
+            .with_state(AppState {
+                metrics: options.metrics,
+                stop: options.stop.clone(),
+            });
+        if let Some(events) = options.events {
+            app = app.merge(events::Events::router(events, options.stop.clone()));
+        }
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let stop = options.stop;
+        let (stop, limits) = (options.stop, options.limits);
         let thread = std::thread::Builder::new()
             .name("netsentinel-http".into())
             .spawn(move || {
                 runtime.block_on(async move {
                     tokio::spawn(stop_on_signals(stop));
-                    let mut app = axum::Router::new()
-                        .route("/healthz", get(healthz))
-                        .route("/metrics", get(metrics));
-                    if state.receipts.is_some() {
-                        app = app
-                            .route("/v1/events", post(post_events))
-                            .layer(DefaultBodyLimit::max(max_body_bytes));
-                    }
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         tracing::error!("the HTTP endpoint could not take its socket");
                         return;
                     };
-                    let served = axum::serve(listener, app.with_state(state))
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                    if let Err(error) = served {
-                        tracing::error!(%error, "the HTTP endpoint stopped");
-                    }
+                    serve::serve(listener, app, limits, async {
+                        let _ = stopped.await;
+                    })
+                    .await;
                 });
             })
             .map_err(ServiceError::Runtime)?;
@@ -203,97 +182,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn post_events(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
-    if let Some(token) = &state.token
-        && !bearer_matches(&headers, token)
-    {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "a valid bearer token is required\n",
-        )
-            .into_response();
-    }
-    if state.stop.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response();
-    }
-    let Some(receipts) = &state.receipts else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let (committed, outcome) = oneshot::channel();
-    let receipt = Receipt {
-        source: "http".to_string(),
-        first_line: 1,
-        body,
-        acknowledge: Box::new(move |result| {
-            let _ = committed.send(result);
-        }),
-    };
-    match receipts.try_send(receipt) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "1")],
-                "the ingester is busy; retry\n",
-            )
-                .into_response();
-        }
-        Err(TrySendError::Disconnected(_)) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the ingester has stopped\n",
-            )
-                .into_response();
-        }
-    }
-    match outcome.await {
-        Ok(Ok(outcome)) => axum::Json(outcome).into_response(),
-        Ok(Err(message)) => {
-            (StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n")).into_response()
-        }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the ingester has stopped\n",
-        )
-            .into_response(),
-    }
-}
-
-/// Compares the whole token whatever the first difference, so timing does not reveal it.
-fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_tokens_must_match_exactly() {
-        let headers = |value: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(header::AUTHORIZATION, value.parse().unwrap());
-            h
-        };
-        assert!(bearer_matches(&headers("Bearer s3cret"), "s3cret"));
-        assert!(!bearer_matches(&headers("Bearer s3cre"), "s3cret"));
-        assert!(!bearer_matches(&headers("Bearer s3creT"), "s3cret"));
-        assert!(!bearer_matches(&headers("Basic s3cret"), "s3cret"));
-        assert!(!bearer_matches(&HeaderMap::new(), "s3cret"));
-    }
 
     #[test]
     fn events_off_loopback_need_a_token() {
@@ -302,9 +193,12 @@ mod tests {
             listen: "0.0.0.0:0".parse().unwrap(),
             metrics: Arc::default(),
             stop: Arc::default(),
+            limits: ConnectionLimits::default(),
             events: Some(EventsRoute {
                 receipts,
-                max_body_bytes: 1024,
+                budget: crate::ingest::budget::ByteBudget::new(1024),
+                health: Arc::default(),
+                limits: EventLimits::default(),
                 token: None,
                 token_env: "NETSENTINEL_INGEST_TOKEN".into(),
             }),
