@@ -106,12 +106,12 @@ fn eval_takes_labels_from_a_file() {
     project.run_ok(&["run", "detect"]);
 
     let window = project.query_csv(
-        "SELECT subscriberId || ',' || dst_subnet || ',' || CAST(window_start AS STRING) \
+        "SELECT subscriberId, dst_subnet, CAST(window_start AS STRING) \
          FROM inferenced.netlog_anomalies ORDER BY subscriberId, window_start LIMIT 1",
     );
     let drilled = window[0].split(',').next().unwrap().to_string();
     let pair = project.query_csv(&format!(
-        "SELECT subscriberId || ',' || destination FROM inferenced.netlog_beacons \
+        "SELECT subscriberId, destination FROM inferenced.netlog_beacons \
          WHERE subscriberId <> '{drilled}' ORDER BY connections DESC, subscriberId, destination LIMIT 1"
     ));
     let (subscriber, destination) = pair[0].split_once(',').unwrap();
@@ -123,7 +123,7 @@ fn eval_takes_labels_from_a_file() {
     std::fs::write(
         &labels,
         format!(
-            "subscriberId,dst_subnet,window_start,destination,label\n{},drill\n{subscriber},,,{destination},red_team\n",
+            "subscriberId,dst_subnet,window_start,destination,label\n{},,drill\n{subscriber},,,{destination},red_team\n",
             window[0]
         ),
     )
