@@ -118,11 +118,13 @@ pub fn run_tests(
 }
 
 /// Runs `netsentinel test --mutants`: the mutants of the steps `selector` picks (a step name,
-/// relation name or dataset; all when `None`) against each step's unit tests.
+/// relation name or dataset; all when `None`) against each step's unit tests, each step's
+/// result passed to `on_step` as it is known.
 pub fn run_mutants(
     project: &Project,
     vars: &Vars,
     selector: Option<&str>,
+    on_step: impl FnMut(&mutants::StepMutants),
 ) -> Result<mutants::MutantReport, SqlTestError> {
     let standalone = StandaloneAssertions::load(project)?;
     let files = unit_test_files(project)?;
@@ -134,7 +136,7 @@ pub fn run_mutants(
         standalone: &standalone,
         equivalents: &equivalents,
     };
-    Ok(run.run(selector)?)
+    Ok(run.run(selector, on_step)?)
 }
 
 /// The unit test files under `tests/sql/` (every YAML file but the equivalent mutants), in

@@ -144,6 +144,47 @@ impl StepMutants {
     pub fn count(&self, status: MutantStatus) -> usize {
         self.results.iter().filter(|r| r.status == status).count()
     }
+
+    /// The step's line, then each survivor: where, which change, and the source line.
+    pub fn render(&self) -> String {
+        let tests = match self.tests {
+            0 => "no unit tests".to_string(),
+            1 => "1 unit test".to_string(),
+            n => format!("{n} unit tests"),
+        };
+        let mut out = format!(
+            "{:<9}{} ({}, {tests}): {} mutants, {} killed, {} equivalent, {} survived [{:.1} s]\n",
+            if self.count(MutantStatus::Survived) == 0 {
+                "OK"
+            } else {
+                "SURVIVED"
+            },
+            self.step,
+            self.file,
+            self.results.len(),
+            self.count(MutantStatus::Killed),
+            self.count(MutantStatus::Equivalent),
+            self.count(MutantStatus::Survived),
+            self.duration.as_secs_f64(),
+        );
+        for result in self
+            .results
+            .iter()
+            .filter(|r| r.status == MutantStatus::Survived)
+        {
+            let mutant = &result.mutant;
+            out.push_str(&format!(
+                "  {}:{}  {}: `{}` → `{}`\n      {}\n",
+                self.file,
+                mutant.line,
+                mutant.operator,
+                squeeze(&mutant.original),
+                mutant.mutated,
+                result.source_line,
+            ));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -168,44 +209,15 @@ impl MutantReport {
         self.count(MutantStatus::Survived) == 0 && self.stale.is_empty()
     }
 
-    /// One line per step, each survivor under it (where, which change, the source line), the
-    /// out-of-date declarations, then the totals.
+    /// Each step's lines (`StepMutants::render`), then `render_totals`.
     pub fn render(&self) -> String {
+        let steps: String = self.steps.iter().map(StepMutants::render).collect();
+        steps + &self.render_totals()
+    }
+
+    /// The out-of-date declarations, then the totals.
+    pub fn render_totals(&self) -> String {
         let mut out = String::new();
-        for step in &self.steps {
-            let tests = match step.tests {
-                0 => "no unit tests".to_string(),
-                1 => "1 unit test".to_string(),
-                n => format!("{n} unit tests"),
-            };
-            out.push_str(&format!(
-                "{:<9}{} ({}, {tests}): {} mutants, {} killed, {} equivalent, {} survived [{:.1} s]\n",
-                if step.count(MutantStatus::Survived) == 0 { "OK" } else { "SURVIVED" },
-                step.step,
-                step.file,
-                step.results.len(),
-                step.count(MutantStatus::Killed),
-                step.count(MutantStatus::Equivalent),
-                step.count(MutantStatus::Survived),
-                step.duration.as_secs_f64(),
-            ));
-            for result in step
-                .results
-                .iter()
-                .filter(|r| r.status == MutantStatus::Survived)
-            {
-                let mutant = &result.mutant;
-                out.push_str(&format!(
-                    "  {}:{}  {}: `{}` → `{}`\n      {}\n",
-                    step.file,
-                    mutant.line,
-                    mutant.operator,
-                    squeeze(&mutant.original),
-                    mutant.mutated,
-                    result.source_line,
-                ));
-            }
-        }
         for stale in &self.stale {
             out.push_str(&format!(
                 "STALE    {EQUIVALENT_MUTANTS_FILE}: {} line {} `{}` → `{}` is declared equivalent, but no surviving mutant matches it (a test kills it, or the line moved)\n",
@@ -237,7 +249,12 @@ pub struct MutantRun<'a> {
 impl MutantRun<'_> {
     /// Checks the steps `selector` picks (a step name, relation name or dataset; every step
     /// when `None`).
-    pub fn run(&self, selector: Option<&str>) -> Result<MutantReport, MutantError> {
+    /// `on_step` sees each step's result as soon as it is known (the whole run takes minutes).
+    pub fn run(
+        &self,
+        selector: Option<&str>,
+        mut on_step: impl FnMut(&StepMutants),
+    ) -> Result<MutantReport, MutantError> {
         let started = Instant::now();
         let steps: Vec<&Step> = self
             .project
@@ -259,7 +276,9 @@ impl MutantRun<'_> {
         }
         let mut report = MutantReport::default();
         for step in steps {
-            report.steps.push(self.check_step(step)?);
+            let checked = self.check_step(step)?;
+            on_step(&checked);
+            report.steps.push(checked);
         }
         report.stale = self
             .equivalents

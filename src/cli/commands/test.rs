@@ -36,8 +36,13 @@ pub fn test_command(global: &GlobalArgs, args: &TestArgs) -> anyhow::Result<()> 
 }
 
 fn mutants_command(session: &Session, args: &TestArgs) -> anyhow::Result<()> {
-    let report = sqltest::run_mutants(&session.project, &session.vars, args.selector.as_deref())?;
-    print!("{}", report.render());
+    let report = sqltest::run_mutants(
+        &session.project,
+        &session.vars,
+        args.selector.as_deref(),
+        |step| print!("{}", step.render()),
+    )?;
+    print!("{}", report.render_totals());
     if !report.success() {
         bail!(
             "{} mutant(s) survived the unit tests and {} equivalent declaration(s) are out of date: add tests that fail on them, or declare a mutant that cannot change any result in {}",
