@@ -264,9 +264,11 @@ fn the_shipped_unit_tests_kill_every_mutant_of_every_step() {
         "a step without unit tests or mutants:\n{rendered}"
     );
     assert!(report.success(), "{rendered}");
-    // The check runs on every CI build; a budget keeps it cheap as steps and tests grow.
+    // The check runs on every CI build; a budget keeps its cost in view as steps and tests
+    // grow. Each test of a mutant opens a fresh database and runs the step on the debug build's
+    // DuckDB, about 1 to 5 s; QUALITY.md records the measured time.
     assert!(
-        started.elapsed() < Duration::from_secs(240),
+        started.elapsed() < Duration::from_secs(30 * 60),
         "the mutant check took {:?}:\n{rendered}",
         started.elapsed()
     );
