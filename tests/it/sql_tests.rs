@@ -253,7 +253,8 @@ fn the_shipped_unit_tests_kill_every_mutant_of_every_step() {
     let shipped = TestProject::shipped();
     let project = Project::load(shipped.path()).unwrap();
     let started = Instant::now();
-    let report = sqltest::run_mutants(&project, &project.config.default_vars(), None).unwrap();
+    let report =
+        sqltest::run_mutants(&project, &project.config.default_vars(), None, |_| {}).unwrap();
     let rendered = report.render();
     assert_eq!(report.steps.len(), project.steps.len(), "{rendered}");
     assert!(

@@ -676,8 +676,8 @@ fn string_end(source: &str, start: usize) -> usize {
         if rest.starts_with(close) {
             return i + close.len();
         }
-        i += if rest.starts_with('\\') {
-            1 + rest[1..].chars().next().map_or(0, char::len_utf8)
+        i += if let Some(escaped) = rest.strip_prefix('\\') {
+            1 + escaped.chars().next().map_or(0, char::len_utf8)
         } else if rest.starts_with("{{") || rest.starts_with("{%") {
             let tag_close = if rest.starts_with("{{") { "}}" } else { "%}" };
             find_outside_strings(source, i + 2, tag_close).map_or(source.len(), |e| e + 2) - i
