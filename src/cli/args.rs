@@ -149,6 +149,11 @@ pub struct TestArgs {
     /// Also write the results as JUnit XML to this file, for CI.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Instead, check that the tests catch a broken step: run each step's unit tests on
+    /// mutants of its SQL (a comparison flipped, an aggregate swapped…) and list the mutants
+    /// no test kills. The selector then picks steps (name, relation or dataset).
+    #[arg(long, conflicts_with = "junit")]
+    pub mutants: bool,
 }
 
 #[derive(Debug, Args)]

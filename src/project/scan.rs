@@ -204,7 +204,7 @@ fn tag_regions(source: &str) -> Vec<(usize, usize)> {
 
 /// The tag's end: `needle` outside strings and outside `{ … }` map literals, whose closing
 /// braces would otherwise end a `{{ … }}` tag early.
-fn find_outside_strings(source: &str, from: usize, needle: &str) -> Option<usize> {
+pub(crate) fn find_outside_strings(source: &str, from: usize, needle: &str) -> Option<usize> {
     let mut quote: Option<char> = None;
     let mut braces = 0usize;
     for (offset, c) in source[from..].char_indices() {
@@ -310,7 +310,7 @@ fn parse_map(inside: &str) -> Option<Vec<(String, Literal)>> {
         .collect()
 }
 
-fn line_of(source: &str, offset: usize) -> usize {
+pub(crate) fn line_of(source: &str, offset: usize) -> usize {
     source[..offset].bytes().filter(|&b| b == b'\n').count() + 1
 }
 

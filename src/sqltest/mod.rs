@@ -10,6 +10,7 @@
 pub mod assertions;
 pub mod compare;
 pub mod junit;
+pub mod mutants;
 pub mod unit;
 
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub enum SqlTestError {
     Assertion(#[from] AssertionError),
     #[error(transparent)]
     Unit(#[from] UnitTestError),
+    #[error(transparent)]
+    Mutants(#[from] mutants::MutantError),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,17 +108,49 @@ pub fn run_tests(
     selector: Option<&str>,
 ) -> Result<TestReport, SqlTestError> {
     let standalone = StandaloneAssertions::load(project)?;
-    let mut files = Vec::new();
-    for extension in ["yml", "yaml"] {
-        assertions::collect_files(&project.root.join(TESTS_DIR), extension, &mut files)?;
-    }
-    files.sort();
     let mut report = TestReport::default();
-    for path in files {
-        let file = UnitTestFile::load(&project.root, &path)?;
+    for file in unit_test_files(project)? {
         report
             .cases
             .extend(file.run(project, vars, &standalone, selector)?);
     }
     Ok(report)
+}
+
+/// Runs `netsentinel test --mutants`: the mutants of the steps `selector` picks (a step name,
+/// relation name or dataset; all when `None`) against each step's unit tests, each step's
+/// result passed to `on_step` as it is known.
+pub fn run_mutants(
+    project: &Project,
+    vars: &Vars,
+    selector: Option<&str>,
+    on_step: impl FnMut(&mutants::StepMutants),
+) -> Result<mutants::MutantReport, SqlTestError> {
+    let standalone = StandaloneAssertions::load(project)?;
+    let files = unit_test_files(project)?;
+    let equivalents = mutants::load_equivalents(project)?;
+    let run = mutants::MutantRun {
+        project,
+        vars,
+        files: &files,
+        standalone: &standalone,
+        equivalents: &equivalents,
+    };
+    Ok(run.run(selector, on_step)?)
+}
+
+/// The unit test files under `tests/sql/` (every YAML file but the equivalent mutants), in
+/// path order.
+fn unit_test_files(project: &Project) -> Result<Vec<UnitTestFile>, SqlTestError> {
+    let mut paths = Vec::new();
+    for extension in ["yml", "yaml"] {
+        assertions::collect_files(&project.root.join(TESTS_DIR), extension, &mut paths)?;
+    }
+    paths.sort();
+    let equivalents = project.root.join(mutants::EQUIVALENT_MUTANTS_FILE);
+    paths
+        .into_iter()
+        .filter(|path| *path != equivalents)
+        .map(|path| Ok(UnitTestFile::load(&project.root, &path)?))
+        .collect()
 }

@@ -62,8 +62,8 @@ struct TestSpec {
     expect: Expect,
 }
 
-/// One input of the step: `source: raw.t`, `ref: name` or `model: name` (trained from its own
-/// `given`).
+/// One input of the step: `source: raw.t`, `ref: name` or `model: name` (a model step, or a
+/// script step that creates a model, run on its own `given`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Fixture {
@@ -100,6 +100,14 @@ struct Expect {
 
 fn default_tolerance() -> f64 {
     1e-9
+}
+
+/// Whether a test also runs its step's assertions on the step's output rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepAssertions {
+    Run,
+    /// Only the comparison: what a mutant run needs, at a fraction of the cost.
+    Skip,
 }
 
 /// A parsed test file: where it is and its tests.
@@ -145,72 +153,130 @@ impl UnitTestFile {
     ) -> Result<Vec<CaseResult>, UnitTestError> {
         let mut cases = Vec::new();
         for test in &self.tests {
-            let line = config::locate(&self.text, &test.name).0;
-            let spec_error = |field: &str, message: String| UnitTestError::Spec {
-                file: self.file.clone(),
-                line,
-                field: format!("tests[{}].{field}", test.name),
-                message,
-            };
-            let step = project.steps.get(&test.step).ok_or_else(|| {
-                spec_error(
-                    "step",
-                    format!(
-                        "no step `{}`; steps are: {}",
-                        test.step,
-                        project.steps.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            })?;
-            if !self.selected(step, test, selector) {
-                continue;
+            let step = self.step_of(project, test)?;
+            if self.selected(step, test, selector) {
+                cases.extend(self.run_test(
+                    project,
+                    base_vars,
+                    standalone,
+                    test,
+                    StepAssertions::Run,
+                )?);
             }
-            let vars = test_vars(project, base_vars, &test.vars)
-                .map_err(|message| spec_error("vars", message))?;
-            let started = Instant::now();
-            let location = format!("{}:{line}", self.file);
-            let mut result = |name: String, outcome: CaseOutcome| {
-                cases.push(CaseResult {
-                    file: self.file.clone(),
-                    step: step.name.clone(),
-                    name,
-                    outcome,
-                    duration: started.elapsed(),
-                })
-            };
-            match self.run_one(project, &vars, standalone, step, test) {
-                Ok((diff, checks)) => {
-                    let outcome = match diff {
-                        None => CaseOutcome::Passed,
-                        Some(diff) => CaseOutcome::Failed(format!(
-                            "step {} ({}), test `{}` ({location}){}:\n{diff}",
-                            step.name,
-                            step.file,
-                            test.name,
-                            test.description
-                                .as_deref()
-                                .map(|d| format!(" — {d}"))
-                                .unwrap_or_default()
-                        )),
-                    };
-                    result(test.name.clone(), outcome);
-                    for check in checks {
-                        let outcome = match (&check.status, check.blocks()) {
-                            (AssertionStatus::Passed, _) => CaseOutcome::Passed,
-                            (_, true) => CaseOutcome::Failed(check.describe()),
-                            (_, false) => CaseOutcome::Warned(check.describe()),
-                        };
-                        result(format!("{} › {}", test.name, check.name), outcome);
-                    }
-                }
-                Err(message) => result(
-                    test.name.clone(),
-                    CaseOutcome::Errored(format!(
-                        "step {} ({}), test `{}` ({location}): {message}",
-                        step.name, step.file, test.name
-                    )),
+        }
+        Ok(cases)
+    }
+
+    /// How many of the file's tests are tests of `step`.
+    pub fn tests_of_step(&self, step: &str) -> usize {
+        self.tests.iter().filter(|t| t.step == step).count()
+    }
+
+    /// Whether every test of `step` gets its expected rows (assertions are not run); stops at
+    /// the first that does not.
+    pub fn step_passes(
+        &self,
+        project: &Project,
+        base_vars: &Vars,
+        standalone: &StandaloneAssertions,
+        step: &str,
+    ) -> Result<bool, UnitTestError> {
+        for test in self.tests.iter().filter(|t| t.step == step) {
+            let cases =
+                self.run_test(project, base_vars, standalone, test, StepAssertions::Skip)?;
+            if cases
+                .iter()
+                .any(|c| matches!(c.outcome, CaseOutcome::Failed(_) | CaseOutcome::Errored(_)))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn spec_error(&self, test: &TestSpec, field: &str, message: String) -> UnitTestError {
+        UnitTestError::Spec {
+            file: self.file.clone(),
+            line: config::locate(&self.text, &test.name).0,
+            field: format!("tests[{}].{field}", test.name),
+            message,
+        }
+    }
+
+    fn step_of<'p>(
+        &self,
+        project: &'p Project,
+        test: &TestSpec,
+    ) -> Result<&'p Step, UnitTestError> {
+        project.steps.get(&test.step).ok_or_else(|| {
+            self.spec_error(
+                test,
+                "step",
+                format!(
+                    "no step `{}`; steps are: {}",
+                    test.step,
+                    project.steps.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
+            )
+        })
+    }
+
+    /// One test's comparison, then (when run) its step's assertions, as cases.
+    fn run_test(
+        &self,
+        project: &Project,
+        base_vars: &Vars,
+        standalone: &StandaloneAssertions,
+        test: &TestSpec,
+        step_assertions: StepAssertions,
+    ) -> Result<Vec<CaseResult>, UnitTestError> {
+        let step = self.step_of(project, test)?;
+        let vars = test_vars(project, base_vars, &test.vars)
+            .map_err(|message| self.spec_error(test, "vars", message))?;
+        let started = Instant::now();
+        let location = format!("{}:{}", self.file, config::locate(&self.text, &test.name).0);
+        let mut cases = Vec::new();
+        let mut result = |name: String, outcome: CaseOutcome| {
+            cases.push(CaseResult {
+                file: self.file.clone(),
+                step: step.name.clone(),
+                name,
+                outcome,
+                duration: started.elapsed(),
+            })
+        };
+        match self.run_one(project, &vars, standalone, step, test, step_assertions) {
+            Ok((diff, checks)) => {
+                let outcome = match diff {
+                    None => CaseOutcome::Passed,
+                    Some(diff) => CaseOutcome::Failed(format!(
+                        "step {} ({}), test `{}` ({location}){}:\n{diff}",
+                        step.name,
+                        step.file,
+                        test.name,
+                        test.description
+                            .as_deref()
+                            .map(|d| format!(" — {d}"))
+                            .unwrap_or_default()
+                    )),
+                };
+                result(test.name.clone(), outcome);
+                for check in checks {
+                    let outcome = match (&check.status, check.blocks()) {
+                        (AssertionStatus::Passed, _) => CaseOutcome::Passed,
+                        (_, true) => CaseOutcome::Failed(check.describe()),
+                        (_, false) => CaseOutcome::Warned(check.describe()),
+                    };
+                    result(format!("{} › {}", test.name, check.name), outcome);
+                }
             }
+            Err(message) => result(
+                test.name.clone(),
+                CaseOutcome::Errored(format!(
+                    "step {} ({}), test `{}` ({location}): {message}",
+                    step.name, step.file, test.name
+                )),
+            ),
         }
         Ok(cases)
     }
@@ -242,6 +308,7 @@ impl UnitTestFile {
         standalone: &StandaloneAssertions,
         step: &Step,
         test: &TestSpec,
+        step_assertions: StepAssertions,
     ) -> Result<(Option<String>, Vec<assertions::AssertionResult>), String> {
         let mut warehouse = DuckDbWarehouse::open_in_memory().map_err(|e| e.to_string())?;
         let warehouse: &mut dyn Warehouse = &mut warehouse;
@@ -274,8 +341,8 @@ impl UnitTestFile {
         );
         let this = naming.qualify(&ctx.this(step));
         let own_output = if is_query {
-            let rows = warehouse.query(&rendered.body).map_err(show_engine)?;
-            // The output becomes the step's relation, so assertions and `expect.query` read it.
+            // The output becomes the step's relation, so assertions and `expect.query` read it;
+            // the step's own rows are read back from it, so its query runs once.
             let stage = step
                 .relation
                 .with_suffix("__ns_test_output")
@@ -287,7 +354,11 @@ impl UnitTestFile {
                     body = rendered.body
                 ))
                 .map_err(show_engine)?;
-            Some(rows)
+            Some(
+                warehouse
+                    .query(&format!("SELECT * FROM {this}"))
+                    .map_err(show_engine)?,
+            )
         } else {
             warehouse
                 .execute_script(&rendered.self_contained_script())
@@ -316,6 +387,9 @@ impl UnitTestFile {
         };
         let expected = self.rows(test.expect.rows.as_deref(), test.expect.csv.as_deref())?;
         let diff = compare::compare(&expected, &actual, test.expect.tolerance);
+        if step_assertions == StepAssertions::Skip {
+            return Ok((diff, Vec::new()));
+        }
         let only_this_step = |a: &assertions::StandaloneAssertion| {
             a.depends_on.len() == 1 && a.depends_on.contains(&step.name)
         };
@@ -349,9 +423,12 @@ impl UnitTestFile {
                         .values()
                         .find(|s| {
                             s.relation.name.as_str() == model
-                                && s.config.materialized == Materialization::Model
+                                && matches!(
+                                    s.config.materialized,
+                                    Materialization::Model | Materialization::Script
+                                )
                         })
-                        .ok_or_else(|| format!("given.model: no model step `{model}`"))?;
+                        .ok_or_else(|| format!("given.model: no model or script step `{model}`"))?;
                     self.create_fixtures(ctx, warehouse, &fixture.given, false)?;
                     let rendered =
                         render::render_step(ctx, step, false).map_err(|e| e.to_string())?;

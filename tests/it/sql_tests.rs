@@ -1,6 +1,13 @@
 //! `netsentinel test` and assertions in `run`: the shipped unit tests pass and catch a broken
 //! feature, assertions pass, fail and warn, fixtures carry NULLs and STRUCTs, incremental steps
-//! see a given `this`, and the JUnit output parses.
+//! see a given `this`, and the JUnit output parses. `--mutants`: the shipped unit tests kill
+//! every mutant of every shipped step, and a survivor fails the check until a test kills it or
+//! it is declared equivalent.
+
+use std::time::{Duration, Instant};
+
+use netsentinel::project::Project;
+use netsentinel::sqltest;
 
 use crate::common::TestProject;
 
@@ -237,4 +244,77 @@ fn junit_output_parses_and_counts_failures() {
             && c.children().any(|n| n.has_tag_name("failure"))),
         "{xml}"
     );
+}
+
+/// Every shipped step, found under sql/ (a new step is checked without being listed here), has
+/// unit tests that kill each of its mutants, or the mutant is declared equivalent with a reason.
+#[test]
+fn the_shipped_unit_tests_kill_every_mutant_of_every_step() {
+    let shipped = TestProject::shipped();
+    let project = Project::load(shipped.path()).unwrap();
+    let started = Instant::now();
+    let report =
+        sqltest::run_mutants(&project, &project.config.default_vars(), None, |_| {}).unwrap();
+    let rendered = report.render();
+    assert_eq!(report.steps.len(), project.steps.len(), "{rendered}");
+    assert!(
+        report
+            .steps
+            .iter()
+            .all(|s| s.tests > 0 && !s.results.is_empty()),
+        "a step without unit tests or mutants:\n{rendered}"
+    );
+    assert!(report.success(), "{rendered}");
+    // The check runs on every CI build; a budget keeps its cost in view as steps and tests
+    // grow. Each test of a mutant opens a fresh database and runs the step on the debug build's
+    // DuckDB, about 1 to 5 s; QUALITY.md records the measured time.
+    assert!(
+        started.elapsed() < Duration::from_secs(30 * 60),
+        "the mutant check took {:?}:\n{rendered}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_surviving_mutant_fails_the_check_until_a_test_kills_it_or_it_is_declared_equivalent() {
+    let project = project();
+    project.write(
+        "tests/sql/things.yml",
+        "tests:\n  - name: keeps_rows_from_the_floor\n    step: features/things\n    given:\n      - source: raw.things\n        rows: [{ id: 1, kind: a, bytes: 10 }, { id: 2, kind: b, bytes: -5 }]\n    expect:\n      rows: [{ id: 1 }]\n",
+    );
+    let output = project
+        .command(&["test", "--mutants", "features/things"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{out}");
+    assert!(
+        out.contains("features/things (sql/features/things.sql, 1 unit test): 2 mutants, 1 killed, 0 equivalent, 1 survived"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sql/features/things.sql:2  comparison flip: `>=` → `>`"),
+        "{out}"
+    );
+
+    let declaration = "equivalent:\n  - { step: features/things, line: 2, original: \">=\", mutated: \">\", reason: no row ever has bytes equal to the floor }\n";
+    project.write("tests/sql/equivalent_mutants.yml", declaration);
+    let out = project.run_ok(&["test", "--mutants", "features/things"]);
+    assert!(out.contains("1 killed, 1 equivalent, 0 survived"), "{out}");
+    // The declarations file is not a unit test file.
+    project.run_ok(&["test"]);
+
+    // A test at the floor kills the mutant: its declaration is now stale.
+    project.write(
+        "tests/sql/things.yml",
+        "tests:\n  - name: keeps_rows_from_the_floor\n    step: features/things\n    given:\n      - source: raw.things\n        rows: [{ id: 1, kind: a, bytes: 0 }, { id: 2, kind: b, bytes: -5 }]\n    expect:\n      rows: [{ id: 1 }]\n",
+    );
+    let output = project
+        .command(&["test", "--mutants", "features/things"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{out}");
+    assert!(out.contains("2 killed, 0 equivalent, 0 survived"), "{out}");
+    assert!(out.contains("STALE"), "{out}");
 }

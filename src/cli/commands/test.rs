@@ -1,4 +1,5 @@
-//! `netsentinel test`: the SQL unit tests and assertions, with an optional JUnit report.
+//! `netsentinel test`: the SQL unit tests and assertions, with an optional JUnit report, or
+//! with `--mutants` whether those tests catch a broken step.
 
 use anyhow::{Context, bail};
 
@@ -9,6 +10,9 @@ use crate::cli::args::{GlobalArgs, TestArgs};
 
 pub fn test_command(global: &GlobalArgs, args: &TestArgs) -> anyhow::Result<()> {
     let session = Session::load(global)?;
+    if args.mutants {
+        return mutants_command(&session, args);
+    }
     let report = sqltest::run_tests(&session.project, &session.vars, args.selector.as_deref())?;
     print!("{}", report.render());
     if let Some(path) = &args.junit {
@@ -27,6 +31,25 @@ pub fn test_command(global: &GlobalArgs, args: &TestArgs) -> anyhow::Result<()> 
     }
     if !report.success() {
         bail!("{} SQL test(s) failed", report.failures());
+    }
+    Ok(())
+}
+
+fn mutants_command(session: &Session, args: &TestArgs) -> anyhow::Result<()> {
+    let report = sqltest::run_mutants(
+        &session.project,
+        &session.vars,
+        args.selector.as_deref(),
+        |step| print!("{}", step.render()),
+    )?;
+    print!("{}", report.render_totals());
+    if !report.success() {
+        bail!(
+            "{} mutant(s) survived the unit tests and {} equivalent declaration(s) are out of date: add tests that fail on them, or declare a mutant that cannot change any result in {}",
+            report.count(sqltest::mutants::MutantStatus::Survived),
+            report.stale.len(),
+            sqltest::mutants::EQUIVALENT_MUTANTS_FILE
+        );
     }
     Ok(())
 }
