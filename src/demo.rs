@@ -151,7 +151,7 @@ fn add_incidents_found(by_kind: &mut ResultSet, quality: &Evaluation) {
                 "{} of {} pairs ({})",
                 pairs.found, pairs.pairs, detector.detector
             )),
-            None => Cell::Null,
+            None => Cell::Text("-".into()),
         });
     }
 }

@@ -194,7 +194,7 @@ impl Table {
 }
 
 /// The non-empty value of an optional column.
-fn cell<'r>(record: &'r csv::StringRecord, column: Option<usize>) -> Option<&'r str> {
+fn cell(record: &csv::StringRecord, column: Option<usize>) -> Option<&str> {
     column.and_then(|c| record.get(c)).filter(|v| !v.is_empty())
 }
 
