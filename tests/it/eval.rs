@@ -54,8 +54,9 @@ fn eval_reports_recall_per_kind_precision_and_the_detectors() {
     );
 }
 
-#[test]
-fn eval_without_labels_says_what_it_needs() {
+/// Twenty minutes of ten subscribers' normal traffic, trained on and scored: no event carries
+/// an attack label.
+fn scored_traffic_without_attacks() -> TestProject {
     let project = TestProject::shipped();
     let start = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let events = project.path().join("events.jsonl").display().to_string();
@@ -75,6 +76,12 @@ fn eval_without_labels_says_what_it_needs() {
     project.run_ok(&["ingest", &events]);
     project.run_ok(&["run", "train"]);
     project.run_ok(&["run", "detect"]);
+    project
+}
+
+#[test]
+fn eval_without_labels_says_what_it_needs() {
+    let project = scored_traffic_without_attacks();
     let output = project.command(&["eval"]).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -85,25 +92,7 @@ fn eval_without_labels_says_what_it_needs() {
 /// that window, a destination row the pair (for the detectors) and the windows of its subnet.
 #[test]
 fn eval_takes_labels_from_a_file() {
-    let project = TestProject::shipped();
-    let start = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    let events = project.path().join("events.jsonl").display().to_string();
-    project.run_ok(&[
-        "generate",
-        "--subscribers",
-        "10",
-        "--duration",
-        "20m",
-        "--anomaly-rate",
-        "0",
-        "--start",
-        &start,
-        "--out",
-        &events,
-    ]);
-    project.run_ok(&["ingest", &events]);
-    project.run_ok(&["run", "train"]);
-    project.run_ok(&["run", "detect"]);
+    let project = scored_traffic_without_attacks();
 
     let window = project.query_csv(
         "SELECT subscriberId, dst_subnet, CAST(window_start AS STRING) \
