@@ -70,15 +70,15 @@ SELECT
   dst_subnet,
   windows,
   number_of_records_quartiles[OFFSET(2)] AS median_number_of_records,
-  GREATEST((number_of_records_quartiles[OFFSET(3)] - number_of_records_quartiles[OFFSET(1)]) / 1.349, 0.25) AS spread_number_of_records,
+  GREATEST((number_of_records_quartiles[OFFSET(3)] - number_of_records_quartiles[OFFSET(1)]) / 1.349, 0.5) AS spread_number_of_records,
   number_of_unique_ips_quartiles[OFFSET(2)] AS median_number_of_unique_ips,
-  GREATEST((number_of_unique_ips_quartiles[OFFSET(3)] - number_of_unique_ips_quartiles[OFFSET(1)]) / 1.349, 0.25) AS spread_number_of_unique_ips,
+  GREATEST((number_of_unique_ips_quartiles[OFFSET(3)] - number_of_unique_ips_quartiles[OFFSET(1)]) / 1.349, 0.5) AS spread_number_of_unique_ips,
   number_of_unique_dst_ports_quartiles[OFFSET(2)] AS median_number_of_unique_dst_ports,
-  GREATEST((number_of_unique_dst_ports_quartiles[OFFSET(3)] - number_of_unique_dst_ports_quartiles[OFFSET(1)]) / 1.349, 0.25) AS spread_number_of_unique_dst_ports,
+  GREATEST((number_of_unique_dst_ports_quartiles[OFFSET(3)] - number_of_unique_dst_ports_quartiles[OFFSET(1)]) / 1.349, 0.5) AS spread_number_of_unique_dst_ports,
   max_tx_bytes_quartiles[OFFSET(2)] AS median_max_tx_bytes,
-  GREATEST((max_tx_bytes_quartiles[OFFSET(3)] - max_tx_bytes_quartiles[OFFSET(1)]) / 1.349, 0.25) AS spread_max_tx_bytes,
+  GREATEST((max_tx_bytes_quartiles[OFFSET(3)] - max_tx_bytes_quartiles[OFFSET(1)]) / 1.349, 0.5) AS spread_max_tx_bytes,
   max_rx_bytes_quartiles[OFFSET(2)] AS median_max_rx_bytes,
-  GREATEST((max_rx_bytes_quartiles[OFFSET(3)] - max_rx_bytes_quartiles[OFFSET(1)]) / 1.349, 0.25) AS spread_max_rx_bytes,
+  GREATEST((max_rx_bytes_quartiles[OFFSET(3)] - max_rx_bytes_quartiles[OFFSET(1)]) / 1.349, 0.5) AS spread_max_rx_bytes,
   ingested_through
 FROM quartiles;
 DELETE FROM `acme-netlog.netlog_features.netlog_baselines` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_features.netlog_baselines__ns_stage` AS s WHERE s.subscriberId = t.subscriberId AND s.dst_subnet = t.dst_subnet);

@@ -6,7 +6,9 @@ SET __ns_earliest_new_event_ingested_through = (SELECT MIN(first_start) FROM `ac
 CREATE OR REPLACE TABLE `acme-netlog.netlog_features.netlog_windows__ns_stage` AS
 -- Traffic per subscriber × destination subnet (dst_subnet_prefix: /22 by default) × window:
 -- the seed's twelve features, the distinct destination ports, and the flag, protocol and
--- geography mix of the window.
+-- geography mix of the window. served_share is the share of flows the subscriber answered
+-- rather than opened: its own port is the lower one, the service's. Exporters that orient
+-- records by subscriber write a server's replies to its clients this way.
 -- Incremental by ingestion, not by event time: each run recomputes, whole, every window of a
 -- subscriber that gained events since the newest ingestion the table has seen, so a late batch
 -- of any age is featured and a window that grows is replaced. ingested_through, the newest
@@ -71,6 +73,7 @@ SELECT
   AVG(duration_seconds) AS avg_duration,
   COUNTIF(tcpFlag = 2) / COUNT(*) AS syn_only_share,
   COUNTIF(LOWER(protocolName) = 'udp') / COUNT(*) AS udp_share,
+  COUNTIF(srcPort < dstPort) / COUNT(*) AS served_share,
   COUNT(DISTINCT geoCountry) AS number_of_countries,
   MAX(ingested_at) AS ingested_through,
   -- Ground truth where the source has it (generated or labelled data); never a model feature.

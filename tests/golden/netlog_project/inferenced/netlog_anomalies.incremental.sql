@@ -9,16 +9,22 @@ CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stag
 -- its end plus the allowed lateness has passed; a late batch's windows are closed at once.
 -- is_anomaly follows ML.DETECT_ANOMALIES: normalized distance above the training distances'
 -- (1 - contamination) quantile: unusual on the network. is_alert judges the window against its
--- own entity as well (features/netlog_model_inputs): a model anomaly alerts when the
--- subscriber has no history with the destination /22 (a new destination, or a new subscriber),
--- or when it is entity_deviation_threshold spreads above what that pair usually does, so a
--- busy server's heavy minute or a backup host's hourly upload stays quiet; and any window
--- entity_alert_threshold spreads above its entity's baseline alerts even when the model, whose
--- clusters the network's heavy hosts shape, did not flag it. The alerts step alerts on
--- is_alert, once per window however often it is re-scored.
+-- own entity as well (features/netlog_model_inputs): a model anomaly alerts when it is
+-- entity_deviation_threshold spreads above what that subscriber × destination /22 usually
+-- does, so a busy server's heavy minute or a backup host's hourly upload stays quiet; on a /22
+-- without a baseline of its own, when it is new_destination_deviation_threshold spreads above
+-- the subscriber's baseline over all its destinations — reaching out to a new network is
+-- evidence, though not on its own — or entity_deviation_threshold spreads when the subscriber
+-- mostly answered there (netlog_windows.served_share): a server meets new client networks all
+-- the time. An upload there (the subscriber opened the flows and sent more than it received)
+-- needs only new_destination_upload_threshold spreads above the subscriber's usual largest
+-- upload: exfiltration is an upload to somewhere new, where a large download from a new site
+-- is everyday traffic. For a new subscriber (no baseline at all) the model alone decides. Any window entity_alert_threshold spreads above its entity's
+-- baseline alerts even when the model, whose clusters the network's heavy hosts shape, did not
+-- flag it. The alerts step alerts on is_alert, once per window however often it is re-scored.
 -- A window of a pair without a baseline of its own yet (fewer than baseline_min_windows
--- windows) recurs when the same pair did as much — no measure entity_alert_threshold minimum
--- spreads or more above it — a whole number of hours away, within
+-- windows) recurs when the same pair did as much — no measure entity_deviation_threshold
+-- minimum spreads or more above it — a whole number of hours away, within
 -- recurrence_tolerance_minutes, inside the baseline lookback. Scheduled jobs (an hourly backup,
 -- a nightly export) run at the same minute of the hour; they are known behaviour once they have
 -- run twice, though their pair has too few windows for a baseline. An attack repeated on the
@@ -67,11 +73,11 @@ recurring AS (
       BETWEEN 60 - 2 AND 1440 + 2
     AND MOD(ABS(TIMESTAMP_DIFF(other.window_start, scored.window_start, MINUTE)) + 2, 60)
       <= 2 * 2
-    AND LN(1 + other.number_of_records) >= LN(1 + this_window.number_of_records) - 6.0 * 0.25
-    AND LN(1 + other.number_of_unique_ips) >= LN(1 + this_window.number_of_unique_ips) - 6.0 * 0.25
-    AND LN(1 + other.number_of_unique_dst_ports) >= LN(1 + this_window.number_of_unique_dst_ports) - 6.0 * 0.25
-    AND LN(1 + other.max_tx_bytes) >= LN(1 + this_window.max_tx_bytes) - 6.0 * 0.25
-    AND LN(1 + other.max_rx_bytes) >= LN(1 + this_window.max_rx_bytes) - 6.0 * 0.25
+    AND LN(1 + other.number_of_records) >= LN(1 + this_window.number_of_records) - 4.0 * 0.5
+    AND LN(1 + other.number_of_unique_ips) >= LN(1 + this_window.number_of_unique_ips) - 4.0 * 0.5
+    AND LN(1 + other.number_of_unique_dst_ports) >= LN(1 + this_window.number_of_unique_dst_ports) - 4.0 * 0.5
+    AND LN(1 + other.max_tx_bytes) >= LN(1 + this_window.max_tx_bytes) - 4.0 * 0.5
+    AND LN(1 + other.max_rx_bytes) >= LN(1 + this_window.max_rx_bytes) - 4.0 * 0.5
     
 )
 SELECT
@@ -80,7 +86,12 @@ SELECT
   scored.window_start,
   scored.window_end,
   is_anomaly,
-  ((is_anomaly AND (baseline_scope IS DISTINCT FROM 'pair' OR entity_deviation >= 3.0))
+  ((is_anomaly AND (baseline_scope IS NULL
+      OR entity_deviation >= IF(baseline_scope = 'pair' OR this_window.served_share > 0.5,
+        4.0, 2.0)
+      OR (baseline_scope = 'subscriber' AND this_window.served_share <= 0.5
+        AND this_window.max_tx_bytes > COALESCE(this_window.max_rx_bytes, 0)
+        AND deviation_max_tx_bytes >= 1.0)))
     OR COALESCE(entity_deviation >= 6.0, FALSE))
     AND recurring.window_start IS NULL AS is_alert,
   recurring.window_start IS NOT NULL AS recurring,
@@ -90,6 +101,7 @@ SELECT
   1 AS model_version,
   CURRENT_TIMESTAMP() AS scored_at
 FROM scored
+LEFT JOIN `acme-netlog.netlog_features.netlog_windows` AS this_window USING (subscriberId, dst_subnet, window_start)
 LEFT JOIN recurring USING (subscriberId, dst_subnet, window_start);
 SET __ns_partitions = (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage`);
 DELETE FROM `acme-netlog.netlog_inferenced.netlog_anomalies` AS t WHERE DATE(window_start) IN UNNEST(__ns_partitions) AND EXISTS (SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage` AS s WHERE s.subscriberId = t.subscriberId AND s.dst_subnet = t.dst_subnet AND s.window_start = t.window_start);
