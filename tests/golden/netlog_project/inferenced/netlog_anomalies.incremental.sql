@@ -11,17 +11,16 @@ CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stag
 -- (1 - contamination) quantile: unusual on the network. is_alert judges the window against its
 -- own entity as well (features/netlog_model_inputs): a model anomaly alerts when it is
 -- entity_deviation_threshold spreads above what that subscriber × destination /22 usually
--- does, so a busy server's heavy minute or a backup host's hourly upload stays quiet; on a /22
--- without a baseline of its own, when it is new_destination_deviation_threshold spreads above
--- the subscriber's baseline over all its destinations — reaching out to a new network is
--- evidence, though not on its own — or entity_deviation_threshold spreads when the subscriber
--- mostly answered there (netlog_windows.served_share): a server meets new client networks all
--- the time. An upload there (the subscriber opened the flows and sent more than it received)
--- needs only new_destination_upload_threshold spreads above the subscriber's usual largest
--- upload: exfiltration is an upload to somewhere new, where a large download from a new site
--- is everyday traffic. For a new subscriber (no baseline at all) the model alone decides. Any window entity_alert_threshold spreads above its entity's
--- baseline alerts even when the model, whose clusters the network's heavy hosts shape, did not
--- flag it. The alerts step alerts on is_alert, once per window however often it is re-scored.
+-- does, or on a /22 without a baseline of its own what the subscriber does over all its
+-- destinations — a busy server's heavy minute, a backup host's hourly upload and a new
+-- network alone stay quiet (a server meets new client networks all the time). An upload to such
+-- a /22 (the subscriber opened the flows, netlog_windows.served_share, and sent more than it
+-- received) needs only new_destination_upload_threshold spreads above the subscriber's usual
+-- largest upload: exfiltration is an upload to somewhere new, where a large download from a
+-- new site is everyday traffic. For a new subscriber (no baseline at all) the model alone
+-- decides. Any window entity_alert_threshold spreads above its entity's baseline alerts even
+-- when the model, whose clusters the network's heavy hosts shape, did not flag it. The alerts
+-- step alerts on is_alert, once per window however often it is re-scored.
 -- A window of a pair without a baseline of its own yet (fewer than baseline_min_windows
 -- windows) recurs when the same pair did as much — no measure entity_deviation_threshold
 -- minimum spreads or more above it — a whole number of hours away, within
@@ -87,8 +86,7 @@ SELECT
   scored.window_end,
   is_anomaly,
   ((is_anomaly AND (baseline_scope IS NULL
-      OR entity_deviation >= IF(baseline_scope = 'pair' OR this_window.served_share > 0.5,
-        4.0, 2.0)
+      OR entity_deviation >= 4.0
       OR (baseline_scope = 'subscriber' AND this_window.served_share <= 0.5
         AND this_window.max_tx_bytes > COALESCE(this_window.max_rx_bytes, 0)
         AND deviation_max_tx_bytes >= 1.0)))
