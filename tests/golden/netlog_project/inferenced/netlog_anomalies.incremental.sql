@@ -3,7 +3,7 @@ DECLARE __ns_this_max_scored_at DEFAULT (SELECT MAX(scored_at) FROM `acme-netlog
 DECLARE __ns_partitions DEFAULT (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_inferenced.netlog_anomalies` WHERE FALSE);
 SET __ns_ingested_since_ingested_through = (SELECT TIMESTAMP_SUB(COALESCE(MAX(ingested_through), TIMESTAMP '1970-01-01 00:00:00'), INTERVAL 600 SECOND) FROM `acme-netlog.netlog_inferenced.netlog_anomalies`);
 SET __ns_this_max_scored_at = (SELECT MAX(scored_at) FROM `acme-netlog.netlog_inferenced.netlog_anomalies`);
-CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage` AS
+CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage_compile` AS
 -- Scores the closed feature windows not scored yet, and re-scores a window that gained events
 -- since it was scored (ingested_through moved), with the current model. A window closes once
 -- its end plus the allowed lateness has passed; a late batch's windows are closed at once.
@@ -17,8 +17,8 @@ CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stag
 -- clusters the network's heavy hosts shape, did not flag it. The alerts step alerts on
 -- is_alert, once per window however often it is re-scored.
 -- A window of a pair without a baseline of its own yet (fewer than baseline_min_windows
--- windows) recurs when the same pair did as much — no measure more than
--- entity_deviation_threshold minimum spreads above it — a whole number of hours away, within
+-- windows) recurs when the same pair did as much — no measure entity_alert_threshold minimum
+-- spreads or more above it — a whole number of hours away, within
 -- recurrence_tolerance_minutes, inside the baseline lookback. Scheduled jobs (an hourly backup,
 -- a nightly export) run at the same minute of the hour; they are known behaviour once they have
 -- run twice, though their pair has too few windows for a baseline. An attack repeated on the
@@ -67,11 +67,11 @@ recurring AS (
       BETWEEN 60 - 2 AND 1440 + 2
     AND MOD(ABS(TIMESTAMP_DIFF(other.window_start, scored.window_start, MINUTE)) + 2, 60)
       <= 2 * 2
-    AND LN(1 + other.number_of_records) >= LN(1 + this_window.number_of_records) - 3.0 * 0.25
-    AND LN(1 + other.number_of_unique_ips) >= LN(1 + this_window.number_of_unique_ips) - 3.0 * 0.25
-    AND LN(1 + other.number_of_unique_dst_ports) >= LN(1 + this_window.number_of_unique_dst_ports) - 3.0 * 0.25
-    AND LN(1 + other.max_tx_bytes) >= LN(1 + this_window.max_tx_bytes) - 3.0 * 0.25
-    AND LN(1 + other.max_rx_bytes) >= LN(1 + this_window.max_rx_bytes) - 3.0 * 0.25
+    AND LN(1 + other.number_of_records) >= LN(1 + this_window.number_of_records) - 6.0 * 0.25
+    AND LN(1 + other.number_of_unique_ips) >= LN(1 + this_window.number_of_unique_ips) - 6.0 * 0.25
+    AND LN(1 + other.number_of_unique_dst_ports) >= LN(1 + this_window.number_of_unique_dst_ports) - 6.0 * 0.25
+    AND LN(1 + other.max_tx_bytes) >= LN(1 + this_window.max_tx_bytes) - 6.0 * 0.25
+    AND LN(1 + other.max_rx_bytes) >= LN(1 + this_window.max_rx_bytes) - 6.0 * 0.25
     
 )
 SELECT
@@ -91,7 +91,7 @@ SELECT
   CURRENT_TIMESTAMP() AS scored_at
 FROM scored
 LEFT JOIN recurring USING (subscriberId, dst_subnet, window_start);
-SET __ns_partitions = (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage`);
-DELETE FROM `acme-netlog.netlog_inferenced.netlog_anomalies` AS t WHERE DATE(window_start) IN UNNEST(__ns_partitions) AND EXISTS (SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage` AS s WHERE s.subscriberId = t.subscriberId AND s.dst_subnet = t.dst_subnet AND s.window_start = t.window_start);
-INSERT INTO `acme-netlog.netlog_inferenced.netlog_anomalies` SELECT * FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage`;
-DROP TABLE IF EXISTS `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage`;
+SET __ns_partitions = (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage_compile`);
+DELETE FROM `acme-netlog.netlog_inferenced.netlog_anomalies` AS t WHERE DATE(window_start) IN UNNEST(__ns_partitions) AND EXISTS (SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage_compile` AS s WHERE s.subscriberId = t.subscriberId AND s.dst_subnet = t.dst_subnet AND s.window_start = t.window_start);
+INSERT INTO `acme-netlog.netlog_inferenced.netlog_anomalies` SELECT * FROM `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage_compile`;
+DROP TABLE IF EXISTS `acme-netlog.netlog_inferenced.netlog_anomalies__ns_stage_compile`;

@@ -14,8 +14,8 @@ CLUSTER BY subscriberId, dst_subnet AS
 -- clusters the network's heavy hosts shape, did not flag it. The alerts step alerts on
 -- is_alert, once per window however often it is re-scored.
 -- A window of a pair without a baseline of its own yet (fewer than baseline_min_windows
--- windows) recurs when the same pair did as much — no measure more than
--- entity_deviation_threshold minimum spreads above it — a whole number of hours away, within
+-- windows) recurs when the same pair did as much — no measure entity_alert_threshold minimum
+-- spreads or more above it — a whole number of hours away, within
 -- recurrence_tolerance_minutes, inside the baseline lookback. Scheduled jobs (an hourly backup,
 -- a nightly export) run at the same minute of the hour; they are known behaviour once they have
 -- run twice, though their pair has too few windows for a baseline. An attack repeated on the
@@ -47,11 +47,11 @@ recurring AS (
       BETWEEN 60 - 2 AND 1440 + 2
     AND MOD(ABS(TIMESTAMP_DIFF(other.window_start, scored.window_start, MINUTE)) + 2, 60)
       <= 2 * 2
-    AND LN(1 + other.number_of_records) >= LN(1 + this_window.number_of_records) - 3.0 * 0.25
-    AND LN(1 + other.number_of_unique_ips) >= LN(1 + this_window.number_of_unique_ips) - 3.0 * 0.25
-    AND LN(1 + other.number_of_unique_dst_ports) >= LN(1 + this_window.number_of_unique_dst_ports) - 3.0 * 0.25
-    AND LN(1 + other.max_tx_bytes) >= LN(1 + this_window.max_tx_bytes) - 3.0 * 0.25
-    AND LN(1 + other.max_rx_bytes) >= LN(1 + this_window.max_rx_bytes) - 3.0 * 0.25
+    AND LN(1 + other.number_of_records) >= LN(1 + this_window.number_of_records) - 6.0 * 0.25
+    AND LN(1 + other.number_of_unique_ips) >= LN(1 + this_window.number_of_unique_ips) - 6.0 * 0.25
+    AND LN(1 + other.number_of_unique_dst_ports) >= LN(1 + this_window.number_of_unique_dst_ports) - 6.0 * 0.25
+    AND LN(1 + other.max_tx_bytes) >= LN(1 + this_window.max_tx_bytes) - 6.0 * 0.25
+    AND LN(1 + other.max_rx_bytes) >= LN(1 + this_window.max_rx_bytes) - 6.0 * 0.25
     
 )
 SELECT
