@@ -632,7 +632,10 @@ mod tests {
     fn without_a_partition_or_with_a_row_missing_its_time_the_whole_table_is_searched() {
         let timed = vec![Cell::Text("a".into()), at("2026-12-07T10:05:00Z")];
         let untimed = vec![Cell::Text("b".into()), Cell::Null];
-        assert_eq!(partition_range(&events(None), &[timed.clone()]), None);
+        assert_eq!(
+            partition_range(&events(None), std::slice::from_ref(&timed)),
+            None
+        );
         assert_eq!(
             partition_range(&events(Some("start")), &[timed, untimed]),
             None
