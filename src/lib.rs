@@ -3,7 +3,8 @@
 //!
 //! A project is `pipelines.yaml` plus Tera-templated GoogleSQL under `sql/` (`config`,
 //! `project`, `render`); `runner` executes pipelines on whichever warehouse it is handed,
-//! recording `state`; `registry` versions and gates the watched model and `drift` decides when
+//! recording `state`, one run per pipeline at a time (`run_lease`, kept alive by a
+//! `heartbeat`); `registry` versions and gates the watched model and `drift` decides when
 //! to retrain it; `ingest` loads netlog into the raw tables it declares; `alerts` delivers
 //! anomalies; `sqltest` checks the SQL; `schedule` and `service` keep it running. The engines
 //! (`netsentinel_duckdb`, `netsentinel_bigquery`) are opened from a target in `config` alone.
@@ -16,6 +17,7 @@ pub mod demo;
 pub mod deploy;
 pub mod drift;
 pub mod eval;
+pub mod heartbeat;
 pub mod ingest;
 pub mod metrics;
 pub mod output;
@@ -24,6 +26,7 @@ pub mod project;
 pub mod pubsub;
 pub mod registry;
 pub mod render;
+pub mod run_lease;
 pub mod runner;
 pub mod schedule;
 pub mod service;

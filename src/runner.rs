@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use crate::alerts::{AlertStep, AlertsError, AlertsOutcome};
 use crate::drift::{self, DriftError, DriftStep};
+use crate::heartbeat::Heartbeat;
 use crate::ingest::schema::create_raw_tables;
 use crate::project::assertions::Checked;
 use crate::project::{BuiltinStep, Materialization, Project, ProjectError, Step};
 use crate::registry::{self, ModelVersions, Registered, RegistryError};
 use crate::render::{self, RenderContext, RenderError, RenderedStep};
+use crate::run_lease::{RunLease, RunLeaseError};
 use crate::sqltest::assertions::{self, AssertionError, AssertionResult, StandaloneAssertions};
 use crate::state::{RunRecord, Status};
 use crate::vars::Vars;
@@ -30,6 +32,18 @@ pub enum RunError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Busy(#[from] RunLeaseError),
+    #[error(
+        "run {run_id} of {pipeline} stopped before step {next_step}: its lease was taken over by {holder} \
+         (this process could not renew it in time), which now carries the run on"
+    )]
+    LeaseLost {
+        pipeline: String,
+        run_id: String,
+        next_step: String,
+        holder: String,
+    },
     #[error("step {step} ({file}) failed: {source}")]
     Step {
         step: String,
@@ -139,13 +153,24 @@ impl Runner<'_> {
         self.stop.is_some_and(|stop| stop.load(Ordering::SeqCst))
     }
 
-    /// Records the run as interrupted before `next_step` when a stop was requested.
+    /// Records the run as interrupted before `next_step` when a stop was requested. A run
+    /// whose lease was taken over stops without a word to the run record: the new holder
+    /// resumed that record and owns it now.
     fn check_stop(
         &self,
         warehouse: &mut dyn Warehouse,
         record: &RunRecord,
+        heartbeat: &Heartbeat,
         next_step: &str,
     ) -> Result<(), RunError> {
+        if let Some(holder) = heartbeat.lost_to() {
+            return Err(RunError::LeaseLost {
+                pipeline: record.pipeline.clone(),
+                run_id: record.run_id.clone(),
+                next_step: next_step.to_string(),
+                holder,
+            });
+        }
         if !self.stop_requested() {
             return Ok(());
         }
@@ -158,6 +183,8 @@ impl Runner<'_> {
         })
     }
 
+    /// Runs the pipeline under its run lease: a run of the same pipeline already under way
+    /// makes this one return [`RunError::Busy`] before it does anything.
     pub fn run_pipeline(
         &self,
         warehouse: &mut dyn Warehouse,
@@ -165,6 +192,29 @@ impl Runner<'_> {
     ) -> Result<RunReport, RunError> {
         let plan = self.project.plan(&[pipeline.to_string()])?;
         create_raw_tables(warehouse)?;
+        let lease = RunLease::acquire(warehouse, pipeline)?;
+        let heartbeat = match warehouse.another_session() {
+            Ok(session) => lease.keep_alive(session),
+            Err(error) => {
+                lease.release(warehouse)?;
+                return Err(error.into());
+            }
+        };
+        let report = self.run_leased(warehouse, pipeline, plan, &heartbeat);
+        drop(heartbeat);
+        if let Err(error) = lease.release(warehouse) {
+            tracing::warn!(pipeline, %error, "could not release the run lease; it expires by itself");
+        }
+        report
+    }
+
+    fn run_leased(
+        &self,
+        warehouse: &mut dyn Warehouse,
+        pipeline: &str,
+        plan: Vec<&Step>,
+        heartbeat: &Heartbeat,
+    ) -> Result<RunReport, RunError> {
         let record = RunRecord::start(warehouse, pipeline, self.target)?;
         if record.resumed {
             tracing::info!(pipeline, run_id = %record.run_id, "resuming interrupted run");
@@ -181,7 +231,7 @@ impl Runner<'_> {
                 steps.push(StepReport::skipped(&step.name));
                 continue;
             }
-            self.check_stop(warehouse, &record, &step.name)?;
+            self.check_stop(warehouse, &record, heartbeat, &step.name)?;
             warehouse.set_job_context(Some(JobContext {
                 pipeline: pipeline.to_string(),
                 step: step.name.clone(),
@@ -235,7 +285,7 @@ impl Runner<'_> {
                 steps.push(StepReport::skipped(builtin.name()));
                 continue;
             }
-            self.check_stop(warehouse, &record, builtin.name())?;
+            self.check_stop(warehouse, &record, heartbeat, builtin.name())?;
             warehouse.set_job_context(Some(JobContext {
                 pipeline: pipeline.to_string(),
                 step: builtin.name().to_string(),

@@ -434,10 +434,7 @@ fn materialize(
         Materialization::View => format!("CREATE OR REPLACE VIEW {this} AS\n{body}"),
         Materialization::Incremental if !incremental => create_table_as(&this, step, body),
         Materialization::Incremental => {
-            let stage = step
-                .relation
-                .with_suffix("__ns_stage")
-                .map_err(|e| e.to_string())?;
+            let stage = staging_table(&step.relation, ctx.run_id)?;
             let stage = ctx.naming.qualify(&stage);
             let pruned = config
                 .partition_by
@@ -449,6 +446,19 @@ fn materialize(
         }
     };
     Ok((script, None))
+}
+
+/// The staging table of one run of an incremental step. Named after the run, so two runs that
+/// overlap (a retry, a manual run beside the scheduler) never write each other's stage; a
+/// resumed run keeps its run id and so finds its own.
+fn staging_table(relation: &TableRef, run_id: &str) -> Result<TableRef, String> {
+    let run: String = run_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    relation
+        .with_suffix(&format!("__ns_stage_{run}"))
+        .map_err(|e| e.to_string())
 }
 
 const PARTITIONS_VARIABLE: &str = "__ns_partitions";

@@ -1,5 +1,6 @@
 //! One scheduler per warehouse: a lease row in `ops.scheduler_lease`, renewed while the
-//! scheduler lives and released when it exits. A lease whose holder stopped renewing (its
+//! scheduler lives (by a heartbeat during runs, which may outlast the lease's time to live) and
+//! released when it exits. A lease whose holder stopped renewing (its
 //! process was killed) expires, so a crashed scheduler never blocks the next one for long.
 //! Kept in the warehouse itself, so it works the same for a DuckDB file and a BigQuery project.
 
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::heartbeat::{Heartbeat, Renewal};
 use netsentinel_core::relation::{Dataset, TableRef};
 use netsentinel_core::sql::quote_string;
 use netsentinel_core::{Cell, Column, EngineError, TableDef, Warehouse};
@@ -52,19 +54,10 @@ impl Holder {
     pub fn this_process() -> Self {
         Holder {
             id: format!("scheduler_{}", uuid::Uuid::now_v7().simple()),
-            host: hostname(),
+            host: crate::run_lease::hostname(),
             pid: std::process::id(),
         }
     }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 const LEASE_COLUMNS: &[Column] = &[
@@ -119,6 +112,20 @@ pub fn renew(warehouse: &mut dyn Warehouse, holder: &Holder) -> Result<(), Lease
             holder: other.map_or("nobody".to_string(), |c| c.holder),
         }),
     }
+}
+
+/// Renews the lease on `session` every [`RENEW_EVERY`] while a run goes on, until dropped.
+pub fn keep_alive(session: Box<dyn Warehouse>, holder: &Holder) -> Heartbeat {
+    let holder = holder.clone();
+    Heartbeat::start(session, RENEW_EVERY, move |warehouse| {
+        match renew(warehouse, &holder) {
+            Ok(()) => Ok(Renewal::Held),
+            Err(LeaseError::Engine(error)) => Err(error),
+            Err(LeaseError::Lost { holder } | LeaseError::Held { holder, .. }) => {
+                Ok(Renewal::Lost { holder })
+            }
+        }
+    })
 }
 
 pub fn release(warehouse: &mut dyn Warehouse, holder: &Holder) -> Result<(), EngineError> {

@@ -5,7 +5,8 @@
 //! skipped and logged, not queued. After downtime, a pipeline whose tick was missed runs once
 //! (or waits, per `scheduler.misfire`); a failed run is retried with doubling delays. The
 //! warehouse is opened for each run and closed after, so other commands can use a local DuckDB
-//! file between runs; a lease row keeps a second scheduler off the same warehouse. A stop
+//! file between runs; a lease row, renewed by a heartbeat during runs too, keeps a second
+//! scheduler off the same warehouse, and each run holds its pipeline's run lease. A stop
 //! request (SIGINT/SIGTERM) lets the step under way finish, records the run as interrupted
 //! (the next run resumes it) and returns.
 
@@ -200,6 +201,7 @@ impl Scheduler<'_> {
         };
         let outcome = self.with_warehouse(|w| {
             lease::renew(w, holder).map_err(LeaseErrorOrRun::Lease)?;
+            let _heartbeat = lease::keep_alive(w.another_session()?, holder);
             runner
                 .run_pipeline(w, &pipeline)
                 .map_err(LeaseErrorOrRun::Run)

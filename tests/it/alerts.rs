@@ -439,6 +439,97 @@ fn a_sink_down_for_good_is_dead_lettered_after_max_attempts_and_no_longer_tried(
 }
 
 #[test]
+fn a_sink_down_for_many_runs_delays_no_scoring_and_delivers_its_backlog_once_when_back() {
+    const DOWN_RUNS: usize = 3;
+    let hook = failing_hook();
+    let url = serve(hook.clone());
+    let project = project_with_traffic(&webhook_yaml(&url, 0).replace(
+        "max_per_run: 10000\n",
+        "max_per_run: 10000\n  max_attempts: 10\n",
+    ));
+    let pending =
+        "SELECT COUNT(*) FROM ops.alert_deliveries WHERE sink = 'webhook' AND status = 'failed'";
+    let scored = "SELECT COUNT(*) FROM inferenced.netlog_anomalies";
+    detect_with_secret(&project);
+    for run in 0..DOWN_RUNS {
+        // Four more minutes of traffic arrive before each run while the webhook stays down.
+        let start = format!("2026-01-01T00:{:02}:00Z", 20 + 4 * run);
+        let seed = (100 + run).to_string();
+        let before = scalar(&project, scored);
+        project.run_ok(&[
+            "generate",
+            "--into-warehouse",
+            "--subscribers",
+            "40",
+            "--duration",
+            "4m",
+            "--anomaly-rate",
+            "0.05",
+            "--start",
+            &start,
+            "--seed",
+            &seed,
+        ]);
+        detect_with_secret(&project);
+        assert!(
+            scalar(&project, scored) > before,
+            "run {run}: the new windows were scored while the sink was down"
+        );
+    }
+    let alerts = scalar(&project, "SELECT COUNT(*) FROM ops.alert_outbox");
+    let backlog = scalar(&project, pending);
+    assert!(backlog > 0, "nothing waited for the webhook");
+    assert_eq!(
+        file_alerts(&project, "out/alerts.jsonl").len() as i64,
+        scalar(
+            &project,
+            "SELECT COUNT(*) FROM ops.alert_deliveries WHERE sink = 'file' AND status = 'delivered'"
+        ),
+        "the file sink kept delivering"
+    );
+
+    // Back up: one run delivers the whole backlog, each alert once.
+    {
+        let mut hook = hook.lock().unwrap();
+        hook.failures.clear();
+        hook.received.clear();
+    }
+    let recovered_at = std::time::Instant::now();
+    let out = detect_with_secret(&project);
+    let recovery = recovered_at.elapsed();
+    assert!(
+        out.contains(&format!(
+            "sink webhook: {backlog} delivered, 0 failed, 0 pending"
+        )),
+        "{out}"
+    );
+    let received: Vec<String> = hook
+        .lock()
+        .unwrap()
+        .received
+        .iter()
+        .map(|(_, body)| {
+            serde_json::from_slice::<Value>(body).unwrap()["alert_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let unique: BTreeSet<&String> = received.iter().collect();
+    assert_eq!(
+        (received.len() as i64, unique.len()),
+        (backlog, received.len())
+    );
+    assert_eq!(scalar(&project, pending), 0);
+    eprintln!(
+        "sink down for {} runs: {alerts} alerts, {backlog} waited for the webhook, 0 lost, 0 repeated; \
+         delivered by the first run after it came back, in {:.1} s",
+        DOWN_RUNS + 1,
+        recovery.as_secs_f64()
+    );
+}
+
+#[test]
 fn a_pipeline_with_the_alerts_step_needs_an_alerts_section() {
     let project = TestProject::shipped();
     project.replace_alerts("");

@@ -12,10 +12,10 @@ use std::process::Output;
 use crate::common::TestProject;
 use crate::common::bqemu::{BqEmulator, FaultProxy};
 
-const PROJECT: &str = "ns-test";
+pub(crate) const PROJECT: &str = "ns-test";
 
 /// `netsentinel --target bigquery ARGS…` against an emulator (or a proxy in front of it).
-fn on_bigquery(project: &TestProject, host: &str, args: &[&str]) -> Output {
+pub(crate) fn on_bigquery(project: &TestProject, host: &str, args: &[&str]) -> Output {
     let mut full = vec!["--target", "bigquery"];
     full.extend_from_slice(args);
     project
@@ -26,7 +26,7 @@ fn on_bigquery(project: &TestProject, host: &str, args: &[&str]) -> Output {
         .expect("run netsentinel")
 }
 
-fn ok(project: &TestProject, host: &str, args: &[&str]) -> String {
+pub(crate) fn ok(project: &TestProject, host: &str, args: &[&str]) -> String {
     let output = on_bigquery(project, host, args);
     crate::common::assert_success(&output, args);
     String::from_utf8(output.stdout).unwrap()
@@ -40,12 +40,12 @@ fn csv_field(field: &str) -> String {
         .map_or_else(|| field.to_string(), |f| f.replace("\"\"", "\""))
 }
 
-fn csv_rows(out: &str) -> Vec<String> {
+pub(crate) fn csv_rows(out: &str) -> Vec<String> {
     out.lines().skip(1).map(str::to_string).collect()
 }
 
 /// A generated netlog file with two malformed lines appended.
-fn netlog_file(project: &TestProject) -> String {
+pub(crate) fn netlog_file(project: &TestProject) -> String {
     let path = project.path().join("netlog.jsonl");
     let path_text = path.display().to_string();
     project.run_ok(&[
@@ -168,6 +168,20 @@ fn feature_steps_on_the_emulator_give_the_same_rows_as_local() {
         .count();
     assert_eq!(incremental_runs, 2, "{jobs}");
 
+    // Each commit's de-duplicating insert looks for stored ids only in the partitions its
+    // events fall in, so it does not scan the whole events table.
+    let bounded_inserts = jobs["jobs"]
+        .as_array()
+        .expect("job list")
+        .iter()
+        .filter_map(|j| j["configuration"]["query"]["query"].as_str())
+        .filter(|sql| {
+            sql.starts_with("INSERT INTO `ns-test.bqf_raw.netlog_events`")
+                && sql.contains("FROM `ns-test.bqf_raw.netlog_events` AS r WHERE r.startTime BETWEEN TIMESTAMP '")
+        })
+        .count();
+    assert!(bounded_inserts >= 2, "{jobs}");
+
     let raw = rest_get(&emulator, "datasets/bqf_raw/tables/netlog_events");
     assert_eq!(raw["timePartitioning"]["field"], "startTime", "{raw}");
 
@@ -213,7 +227,7 @@ fn feature_steps_on_the_emulator_give_the_same_rows_as_local() {
 
 /// 600 more flows from other subscribers' traffic, starting 30 s before the first file's last
 /// flow, so they fall both in the newest feature window and after it.
-fn later_netlog_file(project: &TestProject) -> String {
+pub(crate) fn later_netlog_file(project: &TestProject) -> String {
     let last = project.query_csv("SELECT UNIX_SECONDS(MAX(startTime)) FROM raw.netlog_events");
     let last: i64 = last[0].parse().expect("epoch seconds");
     let start = chrono::DateTime::from_timestamp(last - 30, 0).expect("a time");
@@ -235,7 +249,7 @@ fn later_netlog_file(project: &TestProject) -> String {
     path_text
 }
 
-fn rest_get(emulator: &BqEmulator, path: &str) -> serde_json::Value {
+pub(crate) fn rest_get(emulator: &BqEmulator, path: &str) -> serde_json::Value {
     let url = format!("{}/{path}", emulator.base_url());
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

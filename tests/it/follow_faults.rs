@@ -165,12 +165,14 @@ fn a_full_disk_fails_commits_and_the_ingest_keeps_going_and_loses_nothing() {
     assert!((1..=30).contains(&retry_after), "{retry_after}");
 
     std::fs::remove_file(filler).expect("free the disk");
+    let freed_at = Instant::now();
     wait_for_metric(
         &daemon,
         &metrics_url,
         "netsentinel_ingest_events_total",
         2500.0,
     );
+    let recovered_in = freed_at.elapsed();
     // The sender of the refused request sends it again.
     let accepted = post(&host, &over_http.join("\n")).response(Duration::from_secs(60));
     assert_eq!(
@@ -185,5 +187,9 @@ fn a_full_disk_fails_commits_and_the_ingest_keeps_going_and_loses_nothing() {
     let stored =
         project.query_csv("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM raw.netlog_events");
     assert_eq!(stored, ["3000,3000"], "every event stored, once");
+    eprintln!(
+        "full disk: 3000 of 3000 events stored once; the stdin backlog committed {:.1} s after the disk had room",
+        recovered_in.as_secs_f64()
+    );
     drop(disk);
 }

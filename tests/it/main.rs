@@ -5,6 +5,7 @@
 mod alerts;
 mod alerts_pubsub;
 mod bigquery_emulator;
+mod bigquery_overlap;
 mod common;
 mod compile;
 mod docs_links;

@@ -251,20 +251,17 @@ impl BigQueryWarehouse {
 
     /// Moves the staged rows whose key is new into the table (of rows sharing a key, the one
     /// offered first); returns the rows added.
-    fn move_new_rows(&mut self, stage: &TableRef, def: &TableDef) -> Result<u64, EngineError> {
-        let target = self.naming.qualify(&def.table);
-        let stage = self.naming.qualify(stage);
-        let list = def.column_names().collect::<Vec<_>>().join(", ");
-        let matches: Vec<String> = def.key.iter().map(|k| format!("r.{k} = s.{k}")).collect();
-        let key: Vec<String> = def.key.iter().map(|k| format!("s.{k}")).collect();
-        let sql = format!(
-            "INSERT INTO {target} ({list})\n\
-             SELECT {list} FROM {stage} AS s\n\
-             WHERE NOT EXISTS (SELECT 1 FROM {target} AS r WHERE {})\n\
-             QUALIFY ROW_NUMBER() OVER (PARTITION BY {} ORDER BY s.{}) = 1",
-            matches.join(" AND "),
-            key.join(", "),
-            insert::OFFSET_COLUMN
+    fn move_new_rows(
+        &mut self,
+        stage: &TableRef,
+        def: &TableDef,
+        rows: &[Vec<Cell>],
+    ) -> Result<u64, EngineError> {
+        let sql = move_new_rows_sql(
+            &self.naming.qualify(&def.table),
+            &self.naming.qualify(stage),
+            def,
+            partition_range(def, rows),
         );
         Ok(self.run_script(&sql)?.0.rows_affected)
     }
@@ -323,9 +320,61 @@ impl BigQueryWarehouse {
         rows: &[Vec<Cell>],
     ) -> Result<InsertOutcome, EngineError> {
         let refused = self.stage_rows(stage, def, rows)?;
-        let inserted = self.move_new_rows(stage, def)?;
+        let inserted = self.move_new_rows(stage, def, rows)?;
         Ok(InsertOutcome { inserted, refused })
     }
+}
+
+/// The insert of the staged rows whose key is not stored yet. With `range` (the smallest and
+/// largest partition value of the rows), stored keys are looked for only in the partitions the
+/// rows fall in: the table's definition makes the partition value a function of the key, so a
+/// stored row with the same key lies there too, and a constant filter on the partitioning
+/// column lets BigQuery skip every other partition instead of scanning the whole table.
+fn move_new_rows_sql(
+    target: &str,
+    stage: &str,
+    def: &TableDef,
+    range: Option<(Cell, Cell)>,
+) -> String {
+    let mut matches: Vec<String> = def.key.iter().map(|k| format!("r.{k} = s.{k}")).collect();
+    if let (Some(column), Some((first, last))) = (def.partition_day, range) {
+        matches.insert(
+            0,
+            format!(
+                "r.{column} BETWEEN {} AND {}",
+                first.to_sql_literal(),
+                last.to_sql_literal()
+            ),
+        );
+    }
+    let list = def.column_names().collect::<Vec<_>>().join(", ");
+    let key: Vec<String> = def.key.iter().map(|k| format!("s.{k}")).collect();
+    format!(
+        "INSERT INTO {target} ({list})\n\
+         SELECT {list} FROM {stage} AS s\n\
+         WHERE NOT EXISTS (SELECT 1 FROM {target} AS r WHERE {})\n\
+         QUALIFY ROW_NUMBER() OVER (PARTITION BY {} ORDER BY s.{}) = 1",
+        matches.join(" AND "),
+        key.join(", "),
+        insert::OFFSET_COLUMN
+    )
+}
+
+/// The earliest and latest timestamp of the rows in the table's partitioning column; `None`
+/// when the table is not partitioned or a row has no timestamp there (then nothing is pruned).
+fn partition_range(def: &TableDef, rows: &[Vec<Cell>]) -> Option<(Cell, Cell)> {
+    let column = def.partition_day?;
+    let index = def.column_names().position(|name| name == column)?;
+    let times = rows
+        .iter()
+        .map(|row| match row.get(index) {
+            Some(Cell::Timestamp(t)) => Some(*t),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let first = *times.iter().min()?;
+    let last = *times.iter().max()?;
+    Some((Cell::Timestamp(first), Cell::Timestamp(last)))
 }
 
 /// BigQuery scripting statements, which need the whole script in one job.
@@ -536,6 +585,63 @@ mod tests {
         assert!(uses_scripting(&split(
             "SELECT 1; IF TRUE THEN SELECT 2; END IF"
         )));
+    }
+
+    const EVENT_COLUMNS: &[netsentinel_core::Column] = &[
+        netsentinel_core::Column::string("id"),
+        netsentinel_core::Column::timestamp("start"),
+    ];
+
+    fn events(partition_day: Option<&'static str>) -> TableDef {
+        TableDef {
+            table: TableRef::new(netsentinel_core::Dataset::Raw, "events").unwrap(),
+            columns: EVENT_COLUMNS,
+            key: &["id"],
+            partition_day,
+            cluster_by: &[],
+        }
+    }
+
+    fn at(text: &str) -> Cell {
+        Cell::Timestamp(text.parse().unwrap())
+    }
+
+    #[test]
+    fn the_new_rows_insert_looks_for_stored_keys_only_in_the_rows_partitions() {
+        let rows = vec![
+            vec![Cell::Text("b".into()), at("2026-12-07T10:05:00Z")],
+            vec![Cell::Text("a".into()), at("2026-12-05T23:59:00Z")],
+        ];
+        let def = events(Some("start"));
+        let range = partition_range(&def, &rows);
+        assert_eq!(
+            range,
+            Some((at("2026-12-05T23:59:00Z"), at("2026-12-07T10:05:00Z")))
+        );
+        let sql = move_new_rows_sql("t", "s", &def, range);
+        assert!(
+            sql.contains(
+                "FROM t AS r WHERE r.start BETWEEN TIMESTAMP '2026-12-05 23:59:00.000000+00' \
+                 AND TIMESTAMP '2026-12-07 10:05:00.000000+00' AND r.id = s.id)"
+            ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn without_a_partition_or_with_a_row_missing_its_time_the_whole_table_is_searched() {
+        let timed = vec![Cell::Text("a".into()), at("2026-12-07T10:05:00Z")];
+        let untimed = vec![Cell::Text("b".into()), Cell::Null];
+        assert_eq!(
+            partition_range(&events(None), std::slice::from_ref(&timed)),
+            None
+        );
+        assert_eq!(
+            partition_range(&events(Some("start")), &[timed, untimed]),
+            None
+        );
+        let sql = move_new_rows_sql("t", "s", &events(Some("start")), None);
+        assert!(sql.contains("FROM t AS r WHERE r.id = s.id)"), "{sql}");
     }
 
     #[test]

@@ -66,7 +66,10 @@ pub struct TableDef {
     /// Columns whose values identify a row: [`crate::Warehouse::insert_new_rows`] adds a row only
     /// when no stored row has the same key.
     pub key: &'static [&'static str],
-    /// Column whose day partitions the table, if any.
+    /// Column whose day partitions the table, if any. Its value must follow from the key (as a
+    /// flow's start time is part of what its id hashes), so that
+    /// [`crate::Warehouse::insert_new_rows`] may look for stored keys only in the partitions the
+    /// new rows fall in.
     pub partition_day: Option<&'static str>,
     pub cluster_by: &'static [&'static str],
 }

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -165,6 +165,8 @@ struct ProxyState {
     upstream: String,
     http: reqwest::Client,
     faults_left: AtomicU32,
+    /// How long each job insert is held before it is forwarded, in milliseconds.
+    job_delay_ms: AtomicU64,
     /// Replaces the estimate in dry-run answers (the emulator always says 0).
     dry_run_bytes: Option<u64>,
     refuse_rows: Mutex<Option<RowFilter>>,
@@ -172,9 +174,9 @@ struct ProxyState {
 }
 
 /// An HTTP proxy on 127.0.0.1 in front of the emulator: it answers the first `faults` job
-/// inserts with a 503 `backendError`, as BigQuery does under load, can refuse chosen insertAll
-/// rows the way BigQuery refuses invalid ones (the emulator accepts or fails whole requests),
-/// and forwards everything else.
+/// inserts with a 503 `backendError`, as BigQuery does under load, can slow job inserts down,
+/// can refuse chosen insertAll rows the way BigQuery refuses invalid ones (the emulator
+/// accepts or fails whole requests), and forwards everything else.
 pub struct FaultProxy {
     pub port: u16,
     state: Arc<ProxyState>,
@@ -188,6 +190,7 @@ impl FaultProxy {
             upstream: format!("http://127.0.0.1:{upstream_port}"),
             http: reqwest::Client::new(),
             faults_left: AtomicU32::new(faults),
+            job_delay_ms: AtomicU64::new(0),
             dry_run_bytes,
             refuse_rows: Mutex::new(None),
             log: Mutex::new(ProxyLog::default()),
@@ -231,6 +234,14 @@ impl FaultProxy {
         *self.state.refuse_rows.lock().unwrap() = Some(filter);
     }
 
+    /// From now on, holds each job insert for `delay` before forwarding it: a slow BigQuery,
+    /// so that a run lasts long enough for another to start beside it.
+    pub fn delay_jobs(&self, delay: Duration) {
+        self.state
+            .job_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
     pub fn log<T>(&self, read: impl FnOnce(&ProxyLog) -> T) -> T {
         read(&self.state.log.lock().unwrap())
     }
@@ -271,6 +282,10 @@ async fn forward(
             .as_str()
             .unwrap_or_default()
             .to_string();
+        let delay = state.job_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         let mut log = state.log.lock().unwrap();
         log.job_inserts.push(job_id.clone());
         if request["configuration"]["labels"].get("step").is_some() {

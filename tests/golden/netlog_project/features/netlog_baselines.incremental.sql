@@ -2,7 +2,7 @@ DECLARE __ns_ingested_since_ingested_through DEFAULT (SELECT MAX(ingested_throug
 DECLARE __ns_earliest_new_event_ingested_through DEFAULT (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE FALSE);
 SET __ns_ingested_since_ingested_through = (SELECT TIMESTAMP_SUB(COALESCE(MAX(ingested_through), TIMESTAMP '1970-01-01 00:00:00'), INTERVAL 600 SECOND) FROM `acme-netlog.netlog_features.netlog_baselines`);
 SET __ns_earliest_new_event_ingested_through = (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE ingested_at > __ns_ingested_since_ingested_through);
-CREATE OR REPLACE TABLE `acme-netlog.netlog_features.netlog_baselines__ns_stage` AS
+CREATE OR REPLACE TABLE `acme-netlog.netlog_features.netlog_baselines__ns_stage_compile` AS
 -- What is normal for each entity: per subscriber × destination /22 (dst_subnet '*': the
 -- subscriber over all its destinations), the median and a robust spread (IQR / 1.349, at least
 -- baseline_min_spread) of the log-scaled window measures over the baseline_lookback_minutes of
@@ -81,6 +81,6 @@ SELECT
   GREATEST((max_rx_bytes_quartiles[OFFSET(3)] - max_rx_bytes_quartiles[OFFSET(1)]) / 1.349, 0.5) AS spread_max_rx_bytes,
   ingested_through
 FROM quartiles;
-DELETE FROM `acme-netlog.netlog_features.netlog_baselines` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_features.netlog_baselines__ns_stage` AS s WHERE s.subscriberId = t.subscriberId AND s.dst_subnet = t.dst_subnet);
-INSERT INTO `acme-netlog.netlog_features.netlog_baselines` SELECT * FROM `acme-netlog.netlog_features.netlog_baselines__ns_stage`;
-DROP TABLE IF EXISTS `acme-netlog.netlog_features.netlog_baselines__ns_stage`;
+DELETE FROM `acme-netlog.netlog_features.netlog_baselines` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_features.netlog_baselines__ns_stage_compile` AS s WHERE s.subscriberId = t.subscriberId AND s.dst_subnet = t.dst_subnet);
+INSERT INTO `acme-netlog.netlog_features.netlog_baselines` SELECT * FROM `acme-netlog.netlog_features.netlog_baselines__ns_stage_compile`;
+DROP TABLE IF EXISTS `acme-netlog.netlog_features.netlog_baselines__ns_stage_compile`;

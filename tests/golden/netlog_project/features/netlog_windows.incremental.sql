@@ -3,7 +3,7 @@ DECLARE __ns_earliest_new_event_ingested_through DEFAULT (SELECT MIN(first_start
 DECLARE __ns_partitions DEFAULT (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_features.netlog_windows` WHERE FALSE);
 SET __ns_ingested_since_ingested_through = (SELECT TIMESTAMP_SUB(COALESCE(MAX(ingested_through), TIMESTAMP '1970-01-01 00:00:00'), INTERVAL 600 SECOND) FROM `acme-netlog.netlog_features.netlog_windows`);
 SET __ns_earliest_new_event_ingested_through = (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE ingested_at > __ns_ingested_since_ingested_through);
-CREATE OR REPLACE TABLE `acme-netlog.netlog_features.netlog_windows__ns_stage` AS
+CREATE OR REPLACE TABLE `acme-netlog.netlog_features.netlog_windows__ns_stage_compile` AS
 -- Traffic per subscriber × destination subnet (dst_subnet_prefix: /22 by default) × window:
 -- the seed's twelve features, the distinct destination ports, and the flag, protocol and
 -- geography mix of the window. served_share is the share of flows the subscriber answered
@@ -80,7 +80,7 @@ SELECT
   STRING_AGG(DISTINCT IF(LOWER(label) IN ('normal', 'benign'), NULL, label), ',') AS labels
 FROM events
 GROUP BY subscriberId, dst_subnet, window_start;
-SET __ns_partitions = (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_features.netlog_windows__ns_stage`);
-DELETE FROM `acme-netlog.netlog_features.netlog_windows` AS t WHERE DATE(window_start) IN UNNEST(__ns_partitions) AND EXISTS (SELECT 1 FROM `acme-netlog.netlog_features.netlog_windows__ns_stage` AS s WHERE s.subscriberId = t.subscriberId AND s.dst_subnet = t.dst_subnet AND s.window_start = t.window_start);
-INSERT INTO `acme-netlog.netlog_features.netlog_windows` SELECT * FROM `acme-netlog.netlog_features.netlog_windows__ns_stage`;
-DROP TABLE IF EXISTS `acme-netlog.netlog_features.netlog_windows__ns_stage`;
+SET __ns_partitions = (SELECT ARRAY_AGG(DISTINCT DATE(window_start)) FROM `acme-netlog.netlog_features.netlog_windows__ns_stage_compile`);
+DELETE FROM `acme-netlog.netlog_features.netlog_windows` AS t WHERE DATE(window_start) IN UNNEST(__ns_partitions) AND EXISTS (SELECT 1 FROM `acme-netlog.netlog_features.netlog_windows__ns_stage_compile` AS s WHERE s.subscriberId = t.subscriberId AND s.dst_subnet = t.dst_subnet AND s.window_start = t.window_start);
+INSERT INTO `acme-netlog.netlog_features.netlog_windows` SELECT * FROM `acme-netlog.netlog_features.netlog_windows__ns_stage_compile`;
+DROP TABLE IF EXISTS `acme-netlog.netlog_features.netlog_windows__ns_stage_compile`;

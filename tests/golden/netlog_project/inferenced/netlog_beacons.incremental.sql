@@ -2,7 +2,7 @@ DECLARE __ns_ingested_since_ingested_through DEFAULT (SELECT MAX(ingested_throug
 DECLARE __ns_earliest_new_event_ingested_through DEFAULT (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE FALSE);
 SET __ns_ingested_since_ingested_through = (SELECT TIMESTAMP_SUB(COALESCE(MAX(ingested_through), TIMESTAMP '1970-01-01 00:00:00'), INTERVAL 600 SECOND) FROM `acme-netlog.netlog_inferenced.netlog_beacons`);
 SET __ns_earliest_new_event_ingested_through = (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE ingested_at > __ns_ingested_since_ingested_through);
-CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_beacons__ns_stage` AS
+CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_beacons__ns_stage_compile` AS
 -- Beaconing: a host calling the same destination at a steady rhythm with same-sized requests,
 -- for hours, somewhere few others go: what malware checking in with its controller looks like,
 -- and what a one-minute window cannot show. Each subscriber × destination pair is judged on
@@ -102,6 +102,6 @@ SELECT
     connections, DIV(TIMESTAMP_DIFF(last_seen, first_seen, SECOND), 60), median_gap_seconds, timing_regularity, size_regularity, peers) AS evidence,
   ingested_through
 FROM scored;
-DELETE FROM `acme-netlog.netlog_inferenced.netlog_beacons` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_beacons__ns_stage` AS s WHERE s.subscriberId = t.subscriberId AND s.destination = t.destination);
-INSERT INTO `acme-netlog.netlog_inferenced.netlog_beacons` SELECT * FROM `acme-netlog.netlog_inferenced.netlog_beacons__ns_stage`;
-DROP TABLE IF EXISTS `acme-netlog.netlog_inferenced.netlog_beacons__ns_stage`;
+DELETE FROM `acme-netlog.netlog_inferenced.netlog_beacons` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_beacons__ns_stage_compile` AS s WHERE s.subscriberId = t.subscriberId AND s.destination = t.destination);
+INSERT INTO `acme-netlog.netlog_inferenced.netlog_beacons` SELECT * FROM `acme-netlog.netlog_inferenced.netlog_beacons__ns_stage_compile`;
+DROP TABLE IF EXISTS `acme-netlog.netlog_inferenced.netlog_beacons__ns_stage_compile`;

@@ -2,7 +2,7 @@ DECLARE __ns_ingested_since_ingested_through DEFAULT (SELECT MAX(ingested_throug
 DECLARE __ns_earliest_new_event_ingested_through DEFAULT (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE FALSE);
 SET __ns_ingested_since_ingested_through = (SELECT TIMESTAMP_SUB(COALESCE(MAX(ingested_through), TIMESTAMP '1970-01-01 00:00:00'), INTERVAL 600 SECOND) FROM `acme-netlog.netlog_inferenced.netlog_long_connections`);
 SET __ns_earliest_new_event_ingested_through = (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE ingested_at > __ns_ingested_since_ingested_through);
-CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_long_connections__ns_stage` AS
+CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_long_connections__ns_stage_compile` AS
 -- Long-lived connections: one connection held open for hours — a tunnel, a reverse shell, an
 -- implant keeping a session to its controller — where every minute of it looks ordinary.
 -- A connection is its 5-tuple (source address and port, destination address and port,
@@ -133,6 +133,6 @@ SELECT
     dstPort, CAST(FLOOR(duration_minutes) AS INT64), records, tx_bytes, rx_bytes, peers) AS evidence,
   ingested_through
 FROM scored;
-DELETE FROM `acme-netlog.netlog_inferenced.netlog_long_connections` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_long_connections__ns_stage` AS s WHERE s.subscriberId = t.subscriberId AND s.destination = t.destination);
-INSERT INTO `acme-netlog.netlog_inferenced.netlog_long_connections` SELECT * FROM `acme-netlog.netlog_inferenced.netlog_long_connections__ns_stage`;
-DROP TABLE IF EXISTS `acme-netlog.netlog_inferenced.netlog_long_connections__ns_stage`;
+DELETE FROM `acme-netlog.netlog_inferenced.netlog_long_connections` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_long_connections__ns_stage_compile` AS s WHERE s.subscriberId = t.subscriberId AND s.destination = t.destination);
+INSERT INTO `acme-netlog.netlog_inferenced.netlog_long_connections` SELECT * FROM `acme-netlog.netlog_inferenced.netlog_long_connections__ns_stage_compile`;
+DROP TABLE IF EXISTS `acme-netlog.netlog_inferenced.netlog_long_connections__ns_stage_compile`;

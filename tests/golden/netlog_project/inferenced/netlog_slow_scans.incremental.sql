@@ -2,7 +2,7 @@ DECLARE __ns_ingested_since_ingested_through DEFAULT (SELECT MAX(ingested_throug
 DECLARE __ns_earliest_new_event_ingested_through DEFAULT (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE FALSE);
 SET __ns_ingested_since_ingested_through = (SELECT TIMESTAMP_SUB(COALESCE(MAX(ingested_through), TIMESTAMP '1970-01-01 00:00:00'), INTERVAL 600 SECOND) FROM `acme-netlog.netlog_inferenced.netlog_slow_scans`);
 SET __ns_earliest_new_event_ingested_through = (SELECT MIN(first_start) FROM `acme-netlog.netlog_ops.ingest_batches` WHERE ingested_at > __ns_ingested_since_ingested_through);
-CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_slow_scans__ns_stage` AS
+CREATE OR REPLACE TABLE `acme-netlog.netlog_inferenced.netlog_slow_scans__ns_stage_compile` AS
 -- Slow scans: one host probing many ports of another with bare SYNs, a few a minute over an
 -- hour, so no single window holds enough ports to look like a scan. Each subscriber ×
 -- destination pair is judged on its flows in the slow_scan_lookback_minutes before its newest
@@ -99,6 +99,6 @@ SELECT
     distinct_ports, DIV(TIMESTAMP_DIFF(last_seen, first_seen, SECOND), 60), max_ports_per_minute, 100 * syn_only_share, peers) AS evidence,
   ingested_through
 FROM scored;
-DELETE FROM `acme-netlog.netlog_inferenced.netlog_slow_scans` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_slow_scans__ns_stage` AS s WHERE s.subscriberId = t.subscriberId AND s.destination = t.destination);
-INSERT INTO `acme-netlog.netlog_inferenced.netlog_slow_scans` SELECT * FROM `acme-netlog.netlog_inferenced.netlog_slow_scans__ns_stage`;
-DROP TABLE IF EXISTS `acme-netlog.netlog_inferenced.netlog_slow_scans__ns_stage`;
+DELETE FROM `acme-netlog.netlog_inferenced.netlog_slow_scans` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_inferenced.netlog_slow_scans__ns_stage_compile` AS s WHERE s.subscriberId = t.subscriberId AND s.destination = t.destination);
+INSERT INTO `acme-netlog.netlog_inferenced.netlog_slow_scans` SELECT * FROM `acme-netlog.netlog_inferenced.netlog_slow_scans__ns_stage_compile`;
+DROP TABLE IF EXISTS `acme-netlog.netlog_inferenced.netlog_slow_scans__ns_stage_compile`;

@@ -1,4 +1,4 @@
-CREATE OR REPLACE TABLE `acme-netlog.netlog_ops.drift_metrics__ns_stage` AS
+CREATE OR REPLACE TABLE `acme-netlog.netlog_ops.drift_metrics__ns_stage_compile` AS
 -- How far the newest batch (the windows the champion scored in the last `drift_batch_minutes`
 -- of event time, up to the newest scored window) has drifted from the champion's training
 -- windows, one row per metric:
@@ -136,6 +136,6 @@ FROM measured AS m
 CROSS JOIN batch_stats AS b
 CROSS JOIN training_stats AS t
 WHERE b.scored_rows > 0;
-DELETE FROM `acme-netlog.netlog_ops.drift_metrics` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_ops.drift_metrics__ns_stage` AS s WHERE s.model_name = t.model_name AND s.model_version = t.model_version AND s.window_from = t.window_from AND s.window_to = t.window_to AND s.metric = t.metric);
-INSERT INTO `acme-netlog.netlog_ops.drift_metrics` SELECT * FROM `acme-netlog.netlog_ops.drift_metrics__ns_stage`;
-DROP TABLE IF EXISTS `acme-netlog.netlog_ops.drift_metrics__ns_stage`;
+DELETE FROM `acme-netlog.netlog_ops.drift_metrics` AS t WHERE EXISTS (SELECT 1 FROM `acme-netlog.netlog_ops.drift_metrics__ns_stage_compile` AS s WHERE s.model_name = t.model_name AND s.model_version = t.model_version AND s.window_from = t.window_from AND s.window_to = t.window_to AND s.metric = t.metric);
+INSERT INTO `acme-netlog.netlog_ops.drift_metrics` SELECT * FROM `acme-netlog.netlog_ops.drift_metrics__ns_stage_compile`;
+DROP TABLE IF EXISTS `acme-netlog.netlog_ops.drift_metrics__ns_stage_compile`;
