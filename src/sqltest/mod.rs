@@ -126,14 +126,12 @@ pub fn run_mutants(
     selector: Option<&str>,
     on_step: impl FnMut(&mutants::StepMutants),
 ) -> Result<mutants::MutantReport, SqlTestError> {
-    let standalone = StandaloneAssertions::load(project)?;
     let files = unit_test_files(project)?;
     let equivalents = mutants::load_equivalents(project)?;
     let run = mutants::MutantRun {
         project,
         vars,
         files: &files,
-        standalone: &standalone,
         equivalents: &equivalents,
     };
     Ok(run.run(selector, on_step)?)

@@ -2,19 +2,21 @@
 //! selected step it makes the mutants of the step's SQL template (`generate`: an aggregate
 //! swapped, a comparison flipped, a condition dropped…), runs that step's unit tests on each,
 //! in process, and reports the mutants every test still passes on. A mutant that cannot change
-//! any result is declared, with its reason, in `tests/sql/equivalent_mutants.yml`.
+//! any result is declared, with its reason, in `tests/sql/equivalent_mutants.yml`. Each test's
+//! fixtures are loaded once per step (`unit::PreparedTest`); a mutant only re-runs the step.
 
 mod generate;
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 pub use generate::{Mutant, MutationOperator, mutants_of};
 
-use super::assertions::StandaloneAssertions;
-use super::unit::{UnitTestError, UnitTestFile};
+use super::unit::{PreparedTest, UnitTestError, UnitTestFile};
 use crate::project::scan::scan;
 use crate::project::{Project, Step};
 use crate::vars::Vars;
@@ -237,16 +239,15 @@ impl MutantReport {
     }
 }
 
-/// What a mutant run reads: the project, its vars, the unit tests and assertions.
+/// What a mutant run reads: the project, its vars, the unit tests and the declared equivalents.
 pub struct MutantRun<'a> {
     pub project: &'a Project,
     pub vars: &'a Vars,
     pub files: &'a [UnitTestFile],
-    pub standalone: &'a StandaloneAssertions,
     pub equivalents: &'a [EquivalentMutant],
 }
 
-impl MutantRun<'_> {
+impl<'a> MutantRun<'a> {
     /// Checks the steps `selector` picks (a step name, relation name or dataset; every step
     /// when `None`).
     /// `on_step` sees each step's result as soon as it is known (the whole run takes minutes).
@@ -302,38 +303,13 @@ impl MutantRun<'_> {
         let path = self.project.root.join(&step.file);
         let source =
             std::fs::read_to_string(&path).map_err(|source| MutantError::Read { path, source })?;
-        let tests = self.files.iter().map(|f| f.tests_of_step(&step.name)).sum();
-        if tests > 0 && !self.tests_pass(self.project, &step.name)? {
-            return Err(MutantError::TestsFail {
-                step: step.name.clone(),
-            });
-        }
-        let mut results = Vec::new();
-        for mutant in mutants_of(&source) {
-            let killed = tests > 0 && self.kills(step, &source, &mutant)?;
-            let status = if killed {
-                MutantStatus::Killed
-            } else if self
-                .equivalents
-                .iter()
-                .any(|e| e.matches(&step.name, &mutant))
-            {
-                MutantStatus::Equivalent
-            } else {
-                MutantStatus::Survived
-            };
-            let source_line = source
-                .lines()
-                .nth(mutant.line - 1)
-                .unwrap_or_default()
-                .trim()
-                .to_string();
-            results.push(MutantResult {
-                mutant,
-                status,
-                source_line,
-            });
-        }
+        let mutants = mutants_of(&source);
+        let (tests, killed) = self.kill_in_parallel(step, &source, &mutants)?;
+        let results = mutants
+            .into_iter()
+            .zip(killed)
+            .map(|(mutant, killed)| self.judge(&step.name, &source, mutant, killed))
+            .collect();
         Ok(StepMutants {
             step: step.name.clone(),
             file: step.file.clone(),
@@ -343,8 +319,106 @@ impl MutantRun<'_> {
         })
     }
 
+    /// A mutant's status: killed, else declared equivalent, else a survivor.
+    fn judge(&self, step: &str, source: &str, mutant: Mutant, killed: bool) -> MutantResult {
+        let status = if killed {
+            MutantStatus::Killed
+        } else if self.equivalents.iter().any(|e| e.matches(step, &mutant)) {
+            MutantStatus::Equivalent
+        } else {
+            MutantStatus::Survived
+        };
+        let source_line = source
+            .lines()
+            .nth(mutant.line - 1)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        MutantResult {
+            mutant,
+            status,
+            source_line,
+        }
+    }
+
+    /// The number of unit tests of `step` and, for each mutant in order, whether one of them
+    /// kills it. The mutants are shared out among one worker per core, each with its own
+    /// prepared copy of the tests (a database runs one statement at a time).
+    fn kill_in_parallel(
+        &self,
+        step: &Step,
+        source: &str,
+        mutants: &[Mutant],
+    ) -> Result<(usize, Vec<bool>), MutantError> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, NonZeroUsize::get)
+            .clamp(1, mutants.len().max(1));
+        let next = AtomicUsize::new(0);
+        let outcomes = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| scope.spawn(|| self.kill_some(step, source, mutants, &next)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let tests = outcomes.first().map_or(0, |(tests, _)| *tests);
+        let mut killed = vec![false; mutants.len()];
+        for (index, kills) in outcomes.into_iter().flat_map(|(_, killed)| killed) {
+            killed[index] = kills;
+        }
+        Ok((tests, killed))
+    }
+
+    /// One worker: prepares the tests of `step`, checks they pass unmutated, then takes the
+    /// next unchecked mutant until none is left. Returns the number of tests and, per mutant
+    /// it took (by index), whether a test killed it.
+    fn kill_some(
+        &self,
+        step: &Step,
+        source: &str,
+        mutants: &[Mutant],
+        next: &AtomicUsize,
+    ) -> Result<(usize, Vec<(usize, bool)>), MutantError> {
+        let mut tests = self.prepare_tests(&step.name)?;
+        if !all_pass(&mut tests, self.project)? {
+            return Err(MutantError::TestsFail {
+                step: step.name.clone(),
+            });
+        }
+        let mut killed = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(mutant) = mutants.get(index) else {
+                return Ok((tests.len(), killed));
+            };
+            let kills = !tests.is_empty() && self.kills(step, source, mutant, &mut tests)?;
+            killed.push((index, kills));
+        }
+    }
+
+    /// The unit tests of `step`, their fixtures loaded once for all its mutants.
+    fn prepare_tests(&self, step: &str) -> Result<Vec<PreparedTest<'a>>, MutantError> {
+        let mut tests = Vec::new();
+        for file in self.files {
+            tests.extend(file.prepare_step(self.project, self.vars, step)?);
+        }
+        Ok(tests)
+    }
+
     /// Whether some test of `step` fails (or errors) with `mutant` in its template.
-    fn kills(&self, step: &Step, source: &str, mutant: &Mutant) -> Result<bool, MutantError> {
+    fn kills(
+        &self,
+        step: &Step,
+        source: &str,
+        mutant: &Mutant,
+        tests: &mut [PreparedTest<'_>],
+    ) -> Result<bool, MutantError> {
         let template = scan(&mutant.apply(source)).map_err(|e| MutantError::Unscannable {
             file: step.file.clone(),
             line: mutant.line,
@@ -360,17 +434,21 @@ impl MutantRun<'_> {
                 ..step.clone()
             },
         );
-        Ok(!self.tests_pass(&mutated, &step.name)?)
+        Ok(!all_pass(tests, &mutated)?)
     }
+}
 
-    fn tests_pass(&self, project: &Project, step: &str) -> Result<bool, MutantError> {
-        for file in self.files {
-            if !file.step_passes(project, self.vars, self.standalone, step)? {
-                return Ok(false);
-            }
+/// Whether every test passes on `project`'s version of its step. Stops at the first failure
+/// and moves that test first: mutants of one line come one after another, and the test that
+/// kills one usually kills the next.
+fn all_pass(tests: &mut [PreparedTest<'_>], project: &Project) -> Result<bool, MutantError> {
+    for index in 0..tests.len() {
+        if !tests[index].passes(project)? {
+            tests[..=index].rotate_right(1);
+            return Ok(false);
         }
-        Ok(true)
     }
+    Ok(true)
 }
 
 fn step_selected(step: &Step, selector: &str) -> bool {

@@ -1,9 +1,10 @@
 //! Unit tests of single steps, written as YAML under `tests/sql/`: fixture rows for each
 //! `ref()`/`source()` (inline or CSV), a trained model for `model()`, an optional `this` for
 //! incremental steps, and the rows the step must return. Each test runs in a fresh in-memory
-//! DuckDB database, never in the user's warehouse.
+//! DuckDB database, never in the user's warehouse; `PreparedTest` keeps that database to run
+//! versions of the step on again and again (`--mutants`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -18,12 +19,12 @@ use crate::ingest::schema::{batch_log_table, create_raw_tables, events_table};
 use crate::project::scan;
 use crate::project::{Materialization, Project, Step};
 use crate::registry::ModelVersions;
-use crate::render::{self, RenderContext};
+use crate::render::{self, RenderContext, RenderedStep};
 use crate::state;
 use crate::vars::{VarValue, Vars};
 use netsentinel_core::relation::{Identifier, TableRef};
 use netsentinel_core::sql::quote_string;
-use netsentinel_core::{EngineError, Warehouse};
+use netsentinel_core::{EngineError, Naming, Warehouse};
 use netsentinel_duckdb::DuckDbWarehouse;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,12 @@ pub enum UnitTestError {
         line: usize,
         field: String,
         message: String,
+    },
+    #[error("{file}: test `{test}`: {source}")]
+    Database {
+        file: String,
+        test: String,
+        source: EngineError,
     },
 }
 
@@ -102,14 +109,6 @@ fn default_tolerance() -> f64 {
     1e-9
 }
 
-/// Whether a test also runs its step's assertions on the step's output rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StepAssertions {
-    Run,
-    /// Only the comparison: what a mutant run needs, at a fraction of the cost.
-    Skip,
-}
-
 /// A parsed test file: where it is and its tests.
 pub struct UnitTestFile {
     pub file: String,
@@ -155,43 +154,37 @@ impl UnitTestFile {
         for test in &self.tests {
             let step = self.step_of(project, test)?;
             if self.selected(step, test, selector) {
-                cases.extend(self.run_test(
-                    project,
-                    base_vars,
-                    standalone,
-                    test,
-                    StepAssertions::Run,
-                )?);
+                cases.extend(self.run_test(project, base_vars, standalone, test)?);
             }
         }
         Ok(cases)
     }
 
-    /// How many of the file's tests are tests of `step`.
-    pub fn tests_of_step(&self, step: &str) -> usize {
-        self.tests.iter().filter(|t| t.step == step).count()
-    }
-
-    /// Whether every test of `step` gets its expected rows (assertions are not run); stops at
-    /// the first that does not.
-    pub fn step_passes(
-        &self,
+    /// The file's tests of `step`, each with its fixtures loaded into a database of its own
+    /// (built with `project`'s steps), ready to run versions of the step on.
+    pub fn prepare_step<'f>(
+        &'f self,
         project: &Project,
         base_vars: &Vars,
-        standalone: &StandaloneAssertions,
         step: &str,
-    ) -> Result<bool, UnitTestError> {
-        for test in self.tests.iter().filter(|t| t.step == step) {
-            let cases =
-                self.run_test(project, base_vars, standalone, test, StepAssertions::Skip)?;
-            if cases
-                .iter()
-                .any(|c| matches!(c.outcome, CaseOutcome::Failed(_) | CaseOutcome::Errored(_)))
-            {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+    ) -> Result<Vec<PreparedTest<'f>>, UnitTestError> {
+        self.tests
+            .iter()
+            .filter(|t| t.step == step)
+            .map(|test| {
+                let vars = test_vars(project, base_vars, &test.vars)
+                    .map_err(|message| self.spec_error(test, "vars", message))?;
+                let step = self.step_of(project, test)?;
+                let database = self.prepare_database(project, &vars, step, test);
+                Ok(PreparedTest {
+                    file: self,
+                    test,
+                    vars,
+                    database,
+                    passed_scripts: HashSet::new(),
+                })
+            })
+            .collect()
     }
 
     fn spec_error(&self, test: &TestSpec, field: &str, message: String) -> UnitTestError {
@@ -228,7 +221,6 @@ impl UnitTestFile {
         base_vars: &Vars,
         standalone: &StandaloneAssertions,
         test: &TestSpec,
-        step_assertions: StepAssertions,
     ) -> Result<Vec<CaseResult>, UnitTestError> {
         let step = self.step_of(project, test)?;
         let vars = test_vars(project, base_vars, &test.vars)
@@ -245,7 +237,7 @@ impl UnitTestFile {
                 duration: started.elapsed(),
             })
         };
-        match self.run_one(project, &vars, standalone, step, test, step_assertions) {
+        match self.run_one(project, &vars, standalone, step, test) {
             Ok((diff, checks)) => {
                 let outcome = match diff {
                     None => CaseOutcome::Passed,
@@ -308,24 +300,46 @@ impl UnitTestFile {
         standalone: &StandaloneAssertions,
         step: &Step,
         test: &TestSpec,
-        step_assertions: StepAssertions,
     ) -> Result<(Option<String>, Vec<assertions::AssertionResult>), String> {
-        let mut warehouse = DuckDbWarehouse::open_in_memory().map_err(|e| e.to_string())?;
-        let warehouse: &mut dyn Warehouse = &mut warehouse;
+        let mut database = self.prepare_database(project, vars, step, test)?;
+        let warehouse: &mut dyn Warehouse = &mut database;
+        let naming = warehouse.naming().clone();
+        let models = ModelVersions::first(project);
+        let ctx = render_context(project, &naming, vars, &models);
+        let rendered = render_for_test(&ctx, step, test)?;
+        let diff = self.compare_output(&ctx, warehouse, step, test, &rendered)?;
+        let only_this_step = |a: &assertions::StandaloneAssertion| {
+            a.depends_on.len() == 1 && a.depends_on.contains(&step.name)
+        };
+        let checks = assertions::run_for_step(
+            &ctx,
+            warehouse,
+            standalone,
+            step,
+            crate::project::assertions::Checked::Table,
+            only_this_step,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((diff, checks))
+    }
+
+    /// A fresh database holding the test's fixtures: models trained, tables and `this` loaded.
+    fn prepare_database(
+        &self,
+        project: &Project,
+        vars: &Vars,
+        step: &Step,
+        test: &TestSpec,
+    ) -> Result<DuckDbWarehouse, String> {
+        let mut database = DuckDbWarehouse::open_in_memory().map_err(|e| e.to_string())?;
+        let warehouse: &mut dyn Warehouse = &mut database;
         create_raw_tables(warehouse).map_err(|e| e.to_string())?;
         state::create_tables(warehouse).map_err(|e| e.to_string())?;
         let naming = warehouse.naming().clone();
         let models = ModelVersions::first(project);
-        let ctx = RenderContext {
-            project,
-            naming: &naming,
-            vars,
-            run_id: "unit_test",
-            models: &models,
-        };
+        let ctx = render_context(project, &naming, vars, &models);
         self.create_fixtures(&ctx, warehouse, &test.given, true)?;
         self.create_fixtures(&ctx, warehouse, &test.given, false)?;
-        let incremental = test.this.is_some();
         if let Some(this) = &test.this {
             if step.config.materialized != Materialization::Incremental {
                 return Err("`this:` is for incremental steps (materialized='incremental')".into());
@@ -334,12 +348,24 @@ impl UnitTestFile {
             let types = column_types(this.columns.as_ref(), None)?;
             create_table(warehouse, &naming.qualify(&step.relation), &rows, &types)?;
         }
-        let rendered = render::render_step(&ctx, step, incremental).map_err(|e| e.to_string())?;
+        Ok(database)
+    }
+
+    /// Runs the rendered step on the fixtures in `warehouse` and compares its rows (or
+    /// `expect.query`'s) with the expected ones: the differences, if any.
+    fn compare_output(
+        &self,
+        ctx: &RenderContext<'_>,
+        warehouse: &mut dyn Warehouse,
+        step: &Step,
+        test: &TestSpec,
+        rendered: &RenderedStep,
+    ) -> Result<Option<String>, String> {
         let is_query = !matches!(
             step.config.materialized,
             Materialization::Model | Materialization::Script
         );
-        let this = naming.qualify(&ctx.this(step));
+        let this = ctx.naming.qualify(&ctx.this(step));
         let own_output = if is_query {
             // The output becomes the step's relation, so assertions and `expect.query` read it;
             // the step's own rows are read back from it, so its query runs once.
@@ -347,7 +373,7 @@ impl UnitTestFile {
                 .relation
                 .with_suffix("__ns_test_output")
                 .map_err(|e| e.to_string())?;
-            let stage = naming.qualify(&stage);
+            let stage = ctx.naming.qualify(&stage);
             warehouse
                 .execute_script(&format!(
                     "CREATE OR REPLACE TABLE {stage} AS\n{body};\nCREATE OR REPLACE TABLE {this} AS SELECT * FROM {stage};\nDROP TABLE {stage}",
@@ -369,7 +395,7 @@ impl UnitTestFile {
             (Some(query), _) => {
                 let template = scan::scan(query).map_err(|e| format!("expect.query: {e}"))?;
                 let sql = render::render_template(
-                    &ctx,
+                    ctx,
                     &format!("{} expect.query", self.file),
                     &template,
                     Some(&this),
@@ -386,23 +412,7 @@ impl UnitTestFile {
             }
         };
         let expected = self.rows(test.expect.rows.as_deref(), test.expect.csv.as_deref())?;
-        let diff = compare::compare(&expected, &actual, test.expect.tolerance);
-        if step_assertions == StepAssertions::Skip {
-            return Ok((diff, Vec::new()));
-        }
-        let only_this_step = |a: &assertions::StandaloneAssertion| {
-            a.depends_on.len() == 1 && a.depends_on.contains(&step.name)
-        };
-        let checks = assertions::run_for_step(
-            &ctx,
-            warehouse,
-            standalone,
-            step,
-            crate::project::assertions::Checked::Table,
-            only_this_step,
-        )
-        .map_err(|e| e.to_string())?;
-        Ok((diff, checks))
+        Ok(compare::compare(&expected, &actual, test.expect.tolerance))
     }
 
     /// Creates the fixtures: the models first (`models` = true), then the tables, so a model is
@@ -509,6 +519,79 @@ impl UnitTestFile {
             (None, Some(path)) => read_csv(&self.dir.join(path)),
             (None, None) => Ok(Vec::new()),
         }
+    }
+}
+
+/// One unit test with its fixtures loaded once, so its step can be run on them again and again:
+/// each run is rolled back, leaving the fixtures as loaded. What `--mutants` runs every mutant
+/// of a step on, instead of loading the fixtures (and training the given models) per mutant.
+pub struct PreparedTest<'f> {
+    file: &'f UnitTestFile,
+    test: &'f TestSpec,
+    vars: Vars,
+    /// Why the fixtures could not be loaded, when they could not: the test then never passes.
+    database: Result<DuckDbWarehouse, String>,
+    /// Scripts the step rendered to on runs that passed. A mutant inside a branch this test
+    /// does not render (an `is_incremental()` block) renders the same script, which passes
+    /// again: the run is skipped.
+    passed_scripts: HashSet<String>,
+}
+
+impl PreparedTest<'_> {
+    /// Whether `project`'s version of the test's step gets the expected rows (the step's
+    /// assertions are not run).
+    pub fn passes(&mut self, project: &Project) -> Result<bool, UnitTestError> {
+        let file = self.file;
+        let test = self.test;
+        let step = file.step_of(project, test)?;
+        let Ok(database) = &mut self.database else {
+            return Ok(false);
+        };
+        let naming = database.naming().clone();
+        let models = ModelVersions::first(project);
+        let ctx = render_context(project, &naming, &self.vars, &models);
+        let Ok(rendered) = render_for_test(&ctx, step, test) else {
+            return Ok(false);
+        };
+        if self.passed_scripts.contains(&rendered.script) {
+            return Ok(true);
+        }
+        let diff = database
+            .rolled_back(|database| file.compare_output(&ctx, database, step, test, &rendered))
+            .map_err(|source| UnitTestError::Database {
+                file: file.file.clone(),
+                test: test.name.clone(),
+                source,
+            })?;
+        let passed = matches!(diff, Ok(None));
+        if passed {
+            self.passed_scripts.insert(rendered.script);
+        }
+        Ok(passed)
+    }
+}
+
+/// The step as a test runs it: incremental when the test gives a `this`.
+fn render_for_test(
+    ctx: &RenderContext<'_>,
+    step: &Step,
+    test: &TestSpec,
+) -> Result<RenderedStep, String> {
+    render::render_step(ctx, step, test.this.is_some()).map_err(|e| e.to_string())
+}
+
+fn render_context<'a>(
+    project: &'a Project,
+    naming: &'a Naming,
+    vars: &'a Vars,
+    models: &'a ModelVersions,
+) -> RenderContext<'a> {
+    RenderContext {
+        project,
+        naming,
+        vars,
+        run_id: "unit_test",
+        models,
     }
 }
 

@@ -31,6 +31,9 @@ pub struct DuckDbWarehouse {
     conn: Connection,
     location: String,
     naming: Naming,
+    /// Set inside `rolled_back`: scripts then run in its transaction instead of their own
+    /// (DuckDB does not nest transactions).
+    in_rolled_back_transaction: bool,
 }
 
 impl DuckDbWarehouse {
@@ -59,6 +62,7 @@ impl DuckDbWarehouse {
             conn,
             location: path.display().to_string(),
             naming: Naming::Local,
+            in_rolled_back_transaction: false,
         };
         // Offline by design: a query needing an extension fails now instead of trying a download.
         let mut setup = String::from(
@@ -89,10 +93,29 @@ impl DuckDbWarehouse {
         Ok(count > 0)
     }
 
+    /// Runs `work` and then undoes everything it wrote, models included: a test can run a step
+    /// on the same prepared fixtures again and again. A failed statement inside `work` leaves
+    /// the transaction aborted, so the statements after it fail too until the rollback.
+    pub fn rolled_back<T>(&mut self, work: impl FnOnce(&mut Self) -> T) -> Result<T, EngineError> {
+        self.conn
+            .execute_batch("BEGIN TRANSACTION")
+            .map_err(|e| EngineError::sql("BEGIN TRANSACTION", e))?;
+        self.in_rolled_back_transaction = true;
+        let value = work(self);
+        self.in_rolled_back_transaction = false;
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(|e| EngineError::sql("ROLLBACK", e))?;
+        Ok(value)
+    }
+
     fn in_transaction<T>(
         &self,
         work: impl FnOnce() -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
+        if self.in_rolled_back_transaction {
+            return work();
+        }
         self.conn
             .execute_batch("BEGIN TRANSACTION")
             .map_err(|e| EngineError::sql("BEGIN TRANSACTION", e))?;

@@ -213,3 +213,31 @@ fn training_columns_that_start_with_nulls_keep_every_row() {
         "the mean imputes the 2 NULLs"
     );
 }
+
+#[test]
+fn a_rolled_back_run_leaves_the_tables_and_models_as_they_were() {
+    let mut wh = warehouse();
+    train_two_clusters(&mut wh);
+    let inside = wh
+        .rolled_back(|wh| {
+            wh.execute_script(
+                "DELETE FROM features.points WHERE x > 5;
+                 CREATE OR REPLACE MODEL models.two OPTIONS(model_type='kmeans', num_clusters=2, standardize_features=FALSE) AS SELECT x FROM features.points;
+                 CREATE TABLE features.scratch AS SELECT 1 AS one",
+            )
+            .expect("the script runs inside the transaction");
+            let points = wh.query("SELECT COUNT(*) FROM features.points").unwrap();
+            let broken = wh.query("SELECT no_such_column FROM features.points");
+            (points.rows[0][0].clone(), broken.is_err())
+        })
+        .expect("rollback");
+    assert_eq!(inside, (Cell::Int(2), true));
+    let points = wh.query("SELECT COUNT(*) FROM features.points").unwrap();
+    assert_eq!(points.rows[0][0], Cell::Int(6));
+    assert!(wh.query("SELECT * FROM features.scratch").is_err());
+    // The model trained on all six points is back (the one on {0, 2} would have 0 and 2).
+    let centroids = wh
+        .query("SELECT numerical_value FROM ML.CENTROIDS(MODEL models.two) ORDER BY 1")
+        .unwrap();
+    assert_eq!(centroids.rows, [[Cell::Float(1.0)], [Cell::Float(13.0)]]);
+}
