@@ -85,7 +85,7 @@ SELECT
   ((is_anomaly AND (baseline_scope IS NULL
       OR entity_deviation >= {{ var("entity_deviation_threshold") }}
       OR (baseline_scope = 'subscriber' AND this_window.served_share <= 0.5
-        AND this_window.max_tx_bytes > COALESCE(this_window.max_rx_bytes, 0)
+        AND (this_window.max_rx_bytes IS NULL OR this_window.max_tx_bytes > this_window.max_rx_bytes)
         AND deviation_max_tx_bytes >= {{ var("new_destination_upload_threshold") }})))
     OR COALESCE(entity_deviation >= {{ var("entity_alert_threshold") }}, FALSE))
     AND recurring.window_start IS NULL AS is_alert,

@@ -88,7 +88,7 @@ SELECT
   ((is_anomaly AND (baseline_scope IS NULL
       OR entity_deviation >= 4.0
       OR (baseline_scope = 'subscriber' AND this_window.served_share <= 0.5
-        AND this_window.max_tx_bytes > COALESCE(this_window.max_rx_bytes, 0)
+        AND (this_window.max_rx_bytes IS NULL OR this_window.max_tx_bytes > this_window.max_rx_bytes)
         AND deviation_max_tx_bytes >= 1.0)))
     OR COALESCE(entity_deviation >= 6.0, FALSE))
     AND recurring.window_start IS NULL AS is_alert,
