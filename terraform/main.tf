@@ -268,6 +268,21 @@ locals {
         ["bytes_billed", "INT64"],
       ]
     }
+    "ops.run_leases" = {
+      dataset         = "ops"
+      name            = "run_leases"
+      description     = "One run of a pipeline at a time: the holder of each pipeline's lease and its last heartbeat (src/run_lease.rs)."
+      partition_field = null
+      clustering      = []
+      columns = [
+        ["pipeline", "STRING"],
+        ["holder", "STRING"],
+        ["host", "STRING"],
+        ["pid", "INT64"],
+        ["acquired_at", "TIMESTAMP"],
+        ["heartbeat_at", "TIMESTAMP"],
+      ]
+    }
     "ops.model_registry" = {
       dataset         = "ops"
       name            = "model_registry"
