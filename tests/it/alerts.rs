@@ -183,6 +183,21 @@ async fn receive(
 }
 
 /// Serves the hook on 127.0.0.1 in a background thread for the test's lifetime.
+/// The alert_id of every request the hook received, in order.
+fn received_alert_ids(hook: &Mutex<Hook>) -> Vec<String> {
+    hook.lock()
+        .unwrap()
+        .received
+        .iter()
+        .map(|(_, body)| {
+            serde_json::from_slice::<Value>(body).unwrap()["alert_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 fn serve(hook: Arc<Mutex<Hook>>) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -329,18 +344,7 @@ fn a_webhook_outage_leaves_only_its_deliveries_pending_until_the_next_run() {
         "{out}"
     );
     assert!(out.contains("sink file: 0 delivered"), "{out}");
-    let received: Vec<String> = hook
-        .lock()
-        .unwrap()
-        .received
-        .iter()
-        .map(|(_, body)| {
-            serde_json::from_slice::<Value>(body).unwrap()["alert_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let received = received_alert_ids(&hook);
     let unique: BTreeSet<&String> = received.iter().collect();
     assert_eq!(received.len() as i64, anomalies);
     assert_eq!(unique.len(), received.len());
@@ -503,18 +507,7 @@ fn a_sink_down_for_many_runs_delays_no_scoring_and_delivers_its_backlog_once_whe
         )),
         "{out}"
     );
-    let received: Vec<String> = hook
-        .lock()
-        .unwrap()
-        .received
-        .iter()
-        .map(|(_, body)| {
-            serde_json::from_slice::<Value>(body).unwrap()["alert_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let received = received_alert_ids(&hook);
     let unique: BTreeSet<&String> = received.iter().collect();
     assert_eq!(
         (received.len() as i64, unique.len()),
